@@ -1,0 +1,11 @@
+"""Billing HTTP controllers, grouped by resource."""
+
+from __future__ import annotations
+
+from litestar import Router
+
+from services.billing.api.sessions import SessionController
+
+
+def billing_router() -> Router:
+    return Router(path="/v1", route_handlers=[SessionController])

@@ -1,0 +1,336 @@
+"""Session intake use cases: record a documented MTM session, read it, move it along.
+
+`record_session` is the hot path of the API: one round trip writes the session, its outbox
+row and the first audit event (a single CTE statement), and the worker's job is sent after
+the commit. Idempotent on (tenant, external id): the same body returns the first result; a
+different body under the same id is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.billing.schemas import HistoryEntry, SessionCreate, SessionRead
+from services.billing.tables import sessions
+from shared import audit
+from shared.auth import Principal
+from shared.clock import utc_now
+from shared.errors import Conflict, FieldProblem, NotFound, RuleViolation
+from shared.tables import audit_events
+from shared.uow import PendingJob, UnitOfWork
+
+PRICE_SESSION = "price_session"
+
+_encoder = msgspec.json.Encoder()
+
+
+def price_session_job_id(session_id: str) -> str:
+    return f"{PRICE_SESSION}:{session_id}"
+
+
+def documented_minutes(cmd: SessionCreate) -> int:
+    """Face-to-face minutes: explicit minutes, or end - start (same day)."""
+    if cmd.start_time is not None and cmd.end_time is not None:
+        start = datetime.combine(cmd.date_of_service, cmd.start_time)
+        end = datetime.combine(cmd.date_of_service, cmd.end_time)
+        return int((end - start) / timedelta(minutes=1))
+    return cmd.documented_minutes or 0
+
+
+def validate_session(cmd: SessionCreate, today: date) -> None:
+    """Rules msgspec cannot express; all problems are reported at once."""
+    problems: list[FieldProblem] = []
+    if cmd.date_of_service > today:
+        problems.append(
+            FieldProblem("date_of_service", "date of service is in the future", "future_date")
+        )
+    has_times = cmd.start_time is not None or cmd.end_time is not None
+    if has_times and (cmd.start_time is None or cmd.end_time is None):
+        field = "end_time" if cmd.end_time is None else "start_time"
+        problems.append(
+            FieldProblem(field, "give both start_time and end_time, or neither", "incomplete_times")
+        )
+    elif cmd.start_time is not None and cmd.end_time is not None:
+        if cmd.end_time <= cmd.start_time:
+            problems.append(
+                FieldProblem("end_time", "end_time must be after start_time", "invalid_times")
+            )
+        elif (
+            cmd.documented_minutes is not None
+            and abs(documented_minutes(cmd) - cmd.documented_minutes) > 1
+        ):
+            problems.append(
+                FieldProblem(
+                    "documented_minutes",
+                    "documented_minutes disagrees with end_time - start_time",
+                    "minutes_mismatch",
+                )
+            )
+    elif cmd.documented_minutes is None:
+        problems.append(
+            FieldProblem(
+                "documented_minutes",
+                "document the face-to-face time: documented_minutes or start_time and end_time",
+                "missing_time",
+            )
+        )
+    if len({d.replace(".", "").upper() for d in cmd.diagnoses}) != len(cmd.diagnoses):
+        problems.append(
+            FieldProblem("diagnoses", "a diagnosis is listed twice", "duplicate_diagnosis")
+        )
+    if problems:
+        raise RuleViolation(
+            "the session cannot be accepted as documented",
+            code="invalid_session",
+            errors=tuple(problems),
+            action="correct the listed fields and send the session again",
+        )
+
+
+def body_hash(cmd: SessionCreate) -> str:
+    return hashlib.sha256(_encoder.encode(cmd)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    session_id: str
+    created: bool
+
+
+_INSERT_SQL = text(
+    """
+    WITH ins AS (
+        INSERT INTO billing.sessions
+            (id, tenant_id, external_id, body_hash, patient_ref, date_of_service, payload, state,
+             created_at, updated_at)
+        VALUES (:id, :tenant, :external_id, :body_hash, :patient_ref, :dos,
+                CAST(:payload AS jsonb), 'received', :now, :now)
+        ON CONFLICT (tenant_id, external_id) DO NOTHING
+        RETURNING id
+    ), ob AS (
+        INSERT INTO core.outbox (tenant_id, job_name, job_id, args, created_at, enqueued_at)
+        SELECT :tenant, :job_name, :job_id, CAST(:job_args AS jsonb), :now, :now FROM ins
+    ), au AS (
+        INSERT INTO audit.events
+            (tenant_id, entity_type, entity_id, seq, action, actor, request_id, reason, before,
+             after, occurred_at, prev_hash, hash)
+        SELECT :tenant, 'session', :sid_text, 1, :action, :actor, :request_id, NULL, NULL,
+               CAST(:after AS jsonb), :now, :prev_hash, :hash FROM ins
+    )
+    SELECT id FROM ins
+    """
+)
+
+
+async def record_session(
+    uow: UnitOfWork, principal: Principal, cmd: SessionCreate, *, request_id: str | None
+) -> Recorded:
+    now = utc_now()
+    validate_session(cmd, now.date())
+    digest = body_hash(cmd)
+    sid = str(uuid.uuid4())
+    job_id = price_session_job_id(sid)
+    job_args = {"session_id": sid, "tenant_id": principal.tenant_id}
+    after = {"state": "received", "external_id": cmd.external_id}
+    event = audit.build_event(
+        tenant_id=principal.tenant_id,
+        entity_type="session",
+        entity_id=sid,
+        seq=1,
+        prev_hash=audit.GENESIS,
+        action="session.received",
+        actor=principal.actor,
+        request_id=request_id,
+        after=after,
+        occurred_at=now,
+    )
+    inserted = (
+        await uow.conn.execute(
+            _INSERT_SQL,
+            {
+                "id": sid,
+                "sid_text": sid,
+                "tenant": principal.tenant_id,
+                "external_id": cmd.external_id,
+                "body_hash": digest,
+                "patient_ref": cmd.patient_ref,
+                "dos": cmd.date_of_service,
+                "payload": _encoder.encode(cmd).decode(),
+                "now": now,
+                "job_name": PRICE_SESSION,
+                "job_id": job_id,
+                "job_args": _encoder.encode(job_args).decode(),
+                "action": event["action"],
+                "actor": event["actor"],
+                "request_id": request_id,
+                "after": _encoder.encode(event["after"]).decode(),
+                "prev_hash": event["prev_hash"],
+                "hash": event["hash"],
+            },
+        )
+    ).first()
+    if inserted is not None:
+        uow.defer(PendingJob(PRICE_SESSION, job_id, job_args))
+        await uow.commit()
+        return Recorded(sid, True)
+    existing = (
+        await uow.conn.execute(
+            select(sessions.c.id, sessions.c.body_hash).where(
+                sessions.c.tenant_id == principal.tenant_id,
+                sessions.c.external_id == cmd.external_id,
+            )
+        )
+    ).one()
+    if existing.body_hash != digest:
+        raise Conflict(
+            f"session {cmd.external_id!r} was already recorded with a different body",
+            code="idempotency_conflict",
+            errors=(
+                FieldProblem("external_id", "already used for a different session", "conflict"),
+            ),
+            action="send corrections as a new session id, or resend the original body unchanged",
+        )
+    return Recorded(str(existing.id), False)
+
+
+async def _history(conn: AsyncConnection, tenant_id: str, session_id: str) -> list[HistoryEntry]:
+    rows = await conn.execute(
+        select(
+            audit_events.c.seq,
+            audit_events.c.action,
+            audit_events.c.actor,
+            audit_events.c.occurred_at,
+            audit_events.c.reason,
+            audit_events.c.request_id,
+            audit_events.c.after,
+        )
+        .where(
+            audit_events.c.tenant_id == tenant_id,
+            audit_events.c.entity_type == "session",
+            audit_events.c.entity_id == session_id,
+        )
+        .order_by(audit_events.c.seq)
+    )
+    return [HistoryEntry(**r._mapping) for r in rows]
+
+
+def _uuid_or_none(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+async def get_session(conn: AsyncConnection, principal: Principal, session_id: str) -> SessionRead:
+    sid = _uuid_or_none(session_id)
+    row = None
+    if sid is not None:
+        row = (
+            await conn.execute(
+                select(sessions).where(
+                    sessions.c.id == sid, sessions.c.tenant_id == principal.tenant_id
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"no session {session_id}", code="session_not_found")
+    cmd = msgspec.convert(row.payload, SessionCreate)
+    return SessionRead(
+        id=str(row.id),
+        external_id=row.external_id,
+        patient_ref=row.patient_ref,
+        date_of_service=row.date_of_service,
+        state=row.state,
+        state_reason=row.state_reason,
+        minutes=documented_minutes(cmd),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        session=cmd,
+        history=await _history(conn, principal.tenant_id, str(row.id)),
+    )
+
+
+async def claim_pending_sessions(
+    conn: AsyncConnection, own_session_id: str | None, limit: int
+) -> list[tuple[str, str]]:
+    """Lock up to `limit` pending price_session outbox rows (own first); (job_id, tenant)."""
+    rows = await conn.execute(
+        text(
+            """
+            SELECT job_id, tenant_id FROM core.outbox
+            WHERE job_name = :name AND processed_at IS NULL
+            ORDER BY (job_id = :own) DESC, id
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+            """
+        ),
+        {"name": PRICE_SESSION, "own": price_session_job_id(own_session_id or ""), "limit": limit},
+    )
+    return [(r.job_id, r.tenant_id) for r in rows]
+
+
+async def mark_awaiting_pricing(
+    conn: AsyncConnection, session_ids: Sequence[str], *, actor: str
+) -> list[str]:
+    """Move received sessions to awaiting_pricing, one audit event each; returns those moved.
+
+    The row lock (FOR UPDATE) on each session serialises its audit chain, so the last hash is
+    read in bulk instead of taking an advisory lock per session.
+    """
+    if not session_ids:
+        return []
+    locked = await conn.execute(
+        select(sessions.c.id, sessions.c.tenant_id, sessions.c.state)
+        .where(sessions.c.id.in_(list(session_ids)), sessions.c.state == "received")
+        .with_for_update()
+    )
+    moving = [(str(r.id), r.tenant_id) for r in locked]
+    if not moving:
+        return []
+    ids = [sid for sid, _ in moving]
+    last = await conn.execute(
+        text(
+            """
+            SELECT DISTINCT ON (entity_id) entity_id, seq, hash FROM audit.events
+            WHERE entity_type = 'session' AND entity_id = ANY(:ids)
+            ORDER BY entity_id, seq DESC
+            """
+        ),
+        {"ids": ids},
+    )
+    heads: dict[str, tuple[int, str]] = {r.entity_id: (r.seq, r.hash) for r in last}
+    now = utc_now()
+    events: list[dict[str, Any]] = []
+    for sid, tenant in moving:
+        seq, prev = heads.get(sid, (0, audit.GENESIS))
+        events.append(
+            audit.build_event(
+                tenant_id=tenant,
+                entity_type="session",
+                entity_id=sid,
+                seq=seq + 1,
+                prev_hash=prev,
+                action="session.awaiting_pricing",
+                actor=actor,
+                before={"state": "received"},
+                after={"state": "awaiting_pricing"},
+                reason="received by the worker; pricing plugs in with the claims issue",
+                occurred_at=now,
+            )
+        )
+    await conn.execute(
+        update(sessions)
+        .where(sessions.c.id.in_(ids))
+        .values(state="awaiting_pricing", updated_at=now, version=sessions.c.version + 1)
+    )
+    await conn.execute(audit_events.insert(), events)
+    return ids

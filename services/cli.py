@@ -1,0 +1,259 @@
+"""`mtm-billing`: serve, worker, migrate, apikey create, dev."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.config import Settings, SettingsError
+from shared.logging import configure_logging, get_logger
+
+log = get_logger("services.cli")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        sys.exit(f"mtm-billing: {exc}")
+
+
+def _require_services(settings: Settings) -> None:
+    missing = [
+        n
+        for n, v in (
+            ("MTM_DATABASE_URL", settings.database_url),
+            ("MTM_REDIS_URL", settings.redis_url),
+        )
+        if not v
+    ]
+    if missing:
+        sys.exit(
+            f"mtm-billing: set {' and '.join(missing)} (or use `mtm-billing dev`, which starts embedded ones)"
+        )
+
+
+def _uvicorn_server(app: Any, settings: Settings) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _require_services(settings)
+    from services.app import create_app
+
+    server = _uvicorn_server(create_app(settings), settings)
+    server.run()
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    settings = _settings()
+    _require_services(settings)
+    configure_logging(settings.log_level, json=settings.log_json)
+    from arq.worker import Worker
+
+    from services.worker import build_worker_settings
+
+    kwargs = build_worker_settings(settings)
+    if args.burst:
+        kwargs["burst"] = True
+    import uvloop
+
+    uvloop.install()
+    worker = Worker(**kwargs)
+    worker.run()
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not settings.database_url:
+        sys.exit("mtm-billing: set MTM_DATABASE_URL")
+    from shared import migrate
+
+    if args.down:
+        migrate.downgrade(settings.database_url, args.revision)
+    else:
+        migrate.upgrade(settings.database_url, args.revision)
+    print(f"migrated to {args.revision}")
+
+
+async def _create_key(database_url: str, tenant: str, role: str, label: str) -> str:
+    from shared.auth import create_api_key
+    from shared.db import create_engine
+    from shared.errors import AppError
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.begin() as conn:
+            new = await create_api_key(conn, tenant_id=tenant, role=role, label=label)
+        return new.key
+    except AppError as exc:
+        sys.exit(f"mtm-billing: {exc.message}")
+    finally:
+        await engine.dispose()
+
+
+def cmd_apikey_create(args: argparse.Namespace) -> None:
+    settings = _settings()
+    if not settings.database_url:
+        sys.exit("mtm-billing: set MTM_DATABASE_URL")
+    key = asyncio.run(_create_key(settings.database_url, args.tenant, args.role, args.label))
+    print(key)
+    print(
+        f"# tenant={args.tenant} role={args.role}; shown once, only its hash is stored",
+        file=sys.stderr,
+    )
+
+
+async def run_api_and_worker(settings: Settings, *, on_ready: Any = None) -> None:
+    """API and worker in one process (the `dev` and `demo` commands)."""
+    import contextlib
+
+    from arq.worker import Worker
+
+    from services.app import create_app
+    from services.worker import build_worker_settings
+
+    server = _uvicorn_server(create_app(settings), settings)
+    kwargs = build_worker_settings(settings)
+    kwargs["handle_signals"] = False
+    worker = Worker(**kwargs)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    api_task = asyncio.create_task(server.serve())
+    worker_task = asyncio.create_task(worker.async_run())
+    while not server.started and not api_task.done():  # noqa: ASYNC110 - uvicorn exposes a flag only
+        await asyncio.sleep(0.05)
+    if on_ready is not None and server.started:
+        await on_ready()
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({api_task, worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await worker.close()
+    worker_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await worker_task
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await api_task
+
+
+def prepare_dev(settings: Settings) -> tuple[Settings, Any]:
+    """Start embedded PostgreSQL/Redis for whatever is not configured, then migrate."""
+    from shared import migrate
+    from shared.embedded import start_embedded
+
+    embedded = None
+    if not settings.database_url or not settings.redis_url:
+        embedded = start_embedded(
+            Path(settings.var_dir),
+            need_db=not settings.database_url,
+            need_redis=not settings.redis_url,
+        )
+        settings = settings.with_services(
+            database_url=settings.database_url or embedded.database_url,
+            redis_url=settings.redis_url or embedded.redis_url,
+        )
+    migrate.upgrade(settings.database_url)
+    return settings, embedded
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    settings = _settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    settings, embedded = prepare_dev(settings)
+    key = asyncio.run(_create_key(settings.database_url, args.tenant, "admin", "dev admin"))
+    intake = asyncio.run(_create_key(settings.database_url, args.tenant, "intake", "dev intake"))
+    base = f"http://{settings.host}:{settings.port}"
+    data_dir = Path(settings.var_dir).resolve()
+
+    async def announce() -> None:
+        print(
+            "\n".join(
+                [
+                    "",
+                    f"mtm-billing is running at {base}",
+                    f"  API docs:     {base}/schema  (Swagger UI: {base}/schema/swagger)",
+                    f"  tenant:       {args.tenant}",
+                    f"  admin key:    {key}",
+                    f"  intake key:   {intake}",
+                    f"  data:         {data_dir}",
+                    "  stop with Ctrl-C",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+
+    try:
+        import uvloop
+
+        uvloop.run(run_api_and_worker(settings, on_ready=announce))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtm-billing", description="MTM billing and claims service")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser(
+        "serve", help="run the HTTP API (needs MTM_DATABASE_URL and MTM_REDIS_URL)"
+    ).set_defaults(fn=cmd_serve)
+
+    w = sub.add_parser("worker", help="run the arq worker")
+    w.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    w.set_defaults(fn=cmd_worker)
+
+    m = sub.add_parser("migrate", help="apply database migrations (default: to head)")
+    m.add_argument("revision", nargs="?", default="head")
+    m.add_argument(
+        "--down", action="store_true", help="downgrade to the given revision (e.g. base)"
+    )
+    m.set_defaults(fn=cmd_migrate)
+
+    k = sub.add_parser("apikey", help="manage API keys")
+    ksub = k.add_subparsers(dest="apikey_command", required=True)
+    kc = ksub.add_parser("create", help="create a key (printed once)")
+    kc.add_argument("--tenant", required=True)
+    kc.add_argument(
+        "--role", required=True, choices=["intake", "biller", "manager", "auditor", "admin"]
+    )
+    kc.add_argument("--label", default="")
+    kc.set_defaults(fn=cmd_apikey_create)
+
+    d = sub.add_parser(
+        "dev", help="API + worker in one process; embedded PostgreSQL/Redis if not configured"
+    )
+    d.add_argument("--tenant", default="demo")
+    d.set_defaults(fn=cmd_dev)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

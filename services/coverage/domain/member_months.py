@@ -1,0 +1,201 @@
+"""Expected member-months for a PMPM contract in one calendar month (domain.md §10).
+
+Proration rules:
+
+* ``first_of_month``: the member counts for the whole month (factor 1) iff covered on the 1st.
+* ``fifteen_thirty``: a change on days 1-15 takes effect this month, a change on day 16 or
+  later takes effect next month, and months are paid whole (UHC's 15/30 rule). For an
+  enrollment the change date is ``effective_from``; for a termination or opt-out it is the
+  first day no longer covered (``effective_to + 1`` or ``opt_out_date``). So coverage starting
+  on the 15th counts this month and on the 16th does not; coverage ending on the 14th (change
+  on the 15th) does not count this month and coverage ending on the 15th (change on the 16th)
+  does. Both halves reduce to one test, used here: **the member counts (factor 1) iff covered
+  on the 15th.** A stay that starts and ends on the same side of the 15th never counts.
+* ``daily``: factor = covered days / days in the month, exactly, as a `Fraction`.
+
+Counting rules shared by all three:
+
+* Only spans of the requested contract count, whatever their COB priority, and a member with
+  several overlapping spans counts once (spans are grouped by ``patient_id``).
+* An opt-out ends counting from the opt-out date (see `spans.opt_out_for`).
+* Spans carrying a population flag listed in ``exclusions`` do not count.
+* On a day covered by several spans, the span that wins is the one eligibility would pick:
+  highest priority, then the latest start, then the span id. Its tier prices that day. Under
+  ``daily`` a mid-month tier change is priced per tier (Σ rate × days / days-in-month) and
+  rounded once.
+* Expected cents = rate × factor, rounded half up to whole cents. A member whose tier has no
+  rate is still listed (so the roster is complete) with ``rate`` and ``expected_cents`` None.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from fractions import Fraction
+
+from services.coverage.domain.contracts import PmpmTerms, ProrationRule
+from services.coverage.domain.spans import CoverageSpan, as_known_at, opt_out_for
+from shared.money import Cents
+
+
+@dataclass(frozen=True, slots=True)
+class MemberMonth:
+    patient_id: str
+    member_id: str
+    contract_id: str
+    year: int
+    month: int
+    rule: ProrationRule
+    tier: str | None
+    factor: Fraction
+    # Days covered in the month (the union of the member's spans), whatever the rule.
+    enrolled_days: int
+    days_in_month: int
+    rate: Cents | None
+    expected_cents: Cents | None
+    span_ids: tuple[str, ...]
+
+
+def round_half_up(amount: Fraction) -> int:
+    """Nearest integer, halves rounded up. Amounts here are never negative."""
+    return (2 * amount.numerator + amount.denominator) // (2 * amount.denominator)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clipped:
+    """A span cut to the month and to its opt-out, as day numbers 1..days_in_month."""
+
+    span: CoverageSpan
+    first_day: int
+    last_day: int
+    order: tuple[int, int, str]
+
+
+def member_months(
+    spans: Iterable[CoverageSpan],
+    contract_id: str,
+    terms: PmpmTerms,
+    year: int,
+    month: int,
+    *,
+    known_at: datetime | None = None,
+    exclusions: frozenset[str] = frozenset(),
+) -> list[MemberMonth]:
+    """Members of `contract_id` who count in `year`-`month`, sorted by patient id.
+
+    `spans` may be the full append-only history; it is collapsed as known at `known_at`
+    (None: everything recorded). See the module docstring for the rules."""
+    if not 1 <= month <= 12:
+        raise ValueError(f"month must be 1-12, got {month}")
+    days_in_month = calendar.monthrange(year, month)[1]
+    month_start = date(year, month, 1)
+    month_end = date(year, month, days_in_month)
+    current = [s for s in as_known_at(spans, known_at) if s.contract_id == contract_id]
+    by_patient: dict[str, list[CoverageSpan]] = {}
+    for span in current:
+        by_patient.setdefault(span.patient_id, []).append(span)
+    result: list[MemberMonth] = []
+    for patient_id in sorted(by_patient):
+        patient_spans = by_patient[patient_id]
+        clipped = [
+            c
+            for span in patient_spans
+            if not (exclusions & span.population_flags)
+            and (c := _clip(span, patient_spans, month_start, month_end)) is not None
+        ]
+        if clipped:
+            counted = _count(patient_id, contract_id, terms, year, month, days_in_month, clipped)
+            if counted is not None:
+                result.append(counted)
+    return result
+
+
+def _clip(
+    span: CoverageSpan, siblings: list[CoverageSpan], month_start: date, month_end: date
+) -> _Clipped | None:
+    first = max(span.effective_from, month_start)
+    last = month_end if span.effective_to is None else min(span.effective_to, month_end)
+    opt_out = opt_out_for(span, siblings)
+    if opt_out is not None and opt_out <= last:
+        last = date.fromordinal(opt_out.toordinal() - 1)
+    if last < first:
+        return None
+    order = (span.priority.rank, -span.effective_from.toordinal(), span.span_id)
+    return _Clipped(span, first.day, last.day, order)
+
+
+def _winner(clipped: list[_Clipped], day: int) -> _Clipped | None:
+    best: _Clipped | None = None
+    for candidate in clipped:
+        if candidate.first_day <= day <= candidate.last_day and (
+            best is None or candidate.order < best.order
+        ):
+            best = candidate
+    return best
+
+
+def _count(
+    patient_id: str,
+    contract_id: str,
+    terms: PmpmTerms,
+    year: int,
+    month: int,
+    days_in_month: int,
+    clipped: list[_Clipped],
+) -> MemberMonth | None:
+    rule = terms.proration
+    if len(clipped) == 1:
+        only = clipped[0]
+        winners: list[_Clipped | None] = [
+            only if only.first_day <= day <= only.last_day else None
+            for day in range(1, days_in_month + 1)
+        ]
+    else:
+        winners = [_winner(clipped, day) for day in range(1, days_in_month + 1)]
+    enrolled_days = sum(1 for w in winners if w is not None)
+    rate: Cents | None
+    if rule is ProrationRule.DAILY:
+        covered = [w for w in winners if w is not None]
+        if not covered:
+            return None
+        decisive = covered[-1]
+        factor = Fraction(enrolled_days, days_in_month)
+        expected: Cents | None = 0
+        weighted = Fraction(0)
+        for w in covered:
+            day_rate = terms.rate_for(w.span.rate_tier)
+            if day_rate is None:
+                expected = None
+                break
+            weighted += day_rate
+        if expected is not None:
+            expected = round_half_up(weighted / days_in_month)
+        rate = terms.rate_for(decisive.span.rate_tier)
+    else:
+        day = 1 if rule is ProrationRule.FIRST_OF_MONTH else 15
+        found = winners[day - 1]
+        if found is None:
+            return None
+        decisive = found
+        factor = Fraction(1)
+        rate = terms.rate_for(decisive.span.rate_tier)
+        expected = rate
+    span_ids = tuple(sorted({c.span.span_id for c in clipped}))
+    tier = decisive.span.rate_tier if decisive.span.rate_tier is not None else terms.default_tier
+    return MemberMonth(
+        patient_id=patient_id,
+        member_id=decisive.span.member_id,
+        contract_id=contract_id,
+        year=year,
+        month=month,
+        rule=rule,
+        tier=tier,
+        factor=factor,
+        enrolled_days=enrolled_days,
+        days_in_month=days_in_month,
+        rate=rate,
+        expected_cents=expected,
+        span_ids=span_ids,
+    )
