@@ -9,16 +9,10 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from shared.db import SCHEMAS, create_engine, load_all_tables
+from shared.db import create_engine, include_name, load_all_tables
 
 config = context.config
 target_metadata = load_all_tables()
-
-
-def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    if type_ == "schema":
-        return name in SCHEMAS
-    return True
 
 
 def _configure(connection: Connection | None = None, url: str | None = None) -> None:
@@ -27,7 +21,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         url=url,
         target_metadata=target_metadata,
         include_schemas=True,
-        include_name=_include_name,
+        include_name=include_name,
         compare_type=True,
         compare_server_default=True,
         version_table_schema="core",

@@ -10,7 +10,6 @@ from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from redis.asyncio import Redis
 
 from services.billing.api import billing_router
 from services.common_api import ApiKeyController, AuditController, whoami
@@ -21,7 +20,7 @@ from shared.http import EXCEPTION_HANDLERS, RequestIdMiddleware
 from shared.jobs import ArqQueue
 from shared.logging import configure_logging, get_logger
 from shared.uow import Database
-from shared.web import RUNTIME_KEY, Runtime, auth_guard, health, ready
+from shared.web import OPENAPI_PATH, RUNTIME_KEY, Runtime, auth_guard, health, ready
 
 log = get_logger("services.app")
 
@@ -50,7 +49,7 @@ def create_app(
                 max_overflow=settings.db_max_overflow,
             )
         )
-        redis: Redis | None = _arq_redis(settings.redis_url) if settings.redis_url else None
+        redis: Any = _arq_redis(settings.redis_url) if settings.redis_url else None
         queue = ArqQueue(redis, settings.queue_name) if redis is not None else None
         app.state[RUNTIME_KEY] = Runtime(
             settings=settings,
@@ -89,7 +88,7 @@ def create_app(
                 "Billing and claims for community-pharmacy MTM. Authenticate with "
                 "'Authorization: Bearer <API key>'. Errors are RFC 9457 problem+json."
             ),
-            path="/schema",
+            path=OPENAPI_PATH,
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,

@@ -182,14 +182,10 @@ async def authenticate(conn_factory: Any, cache: KeyCache, authorization: str | 
             principal = Principal(row.id, prefix, row.tenant_id, Role(row.role))
             cache.put(prefix, row.key_hash, principal)
             cached = (row.key_hash, principal)
-    stored_hash, principal = cached
-    if (
-        stored_hash is None
-        or principal is None
-        or not hmac.compare_digest(stored_hash, hash_key(key))
-    ):
+    stored_hash, found = cached
+    if stored_hash is None or found is None or not hmac.compare_digest(stored_hash, hash_key(key)):
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key")
-    return principal
+    return found
 
 
 def authorize(principal: Principal, policy: str | None) -> None:

@@ -55,3 +55,12 @@ def load_all_tables() -> MetaData:
     import shared.tables  # noqa: F401
 
     return metadata
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic filter: our schemas only, and not Alembic's own version table."""
+    if type_ == "schema":
+        return name in SCHEMAS
+    if type_ == "table":
+        return name != "alembic_version"
+    return True

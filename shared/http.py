@@ -58,7 +58,7 @@ ERROR_TABLE: dict[type[AppError], tuple[int, str]] = {
 def _status_for(exc: AppError) -> tuple[int, str]:
     for klass in type(exc).__mro__:
         if klass in ERROR_TABLE:
-            return ERROR_TABLE[klass]  # type: ignore[index]
+            return ERROR_TABLE[klass]
     return 500, "Internal error"
 
 
@@ -213,7 +213,7 @@ class RequestIdMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
             await self.app(scope, receive, send)
             return
         incoming = None

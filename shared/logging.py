@@ -51,6 +51,39 @@ PHI_KEYS = frozenset(
 _X12_PHI = re.compile(r"(NM1\*(?:IL|QC)\*[^~\n]*|DMG\*D8\*\d{8}[^~\n]*)")
 
 
+_KEY_VALUE = re.compile(
+    r"""(['"]?\b(?:"""
+    + "|".join(sorted(PHI_KEYS, key=len, reverse=True))
+    + r""")\b['"]?\s*[:=]\s*)('[^']*'|"[^"]*"|[^\s,}\]]+)""",
+    re.IGNORECASE,
+)
+
+
+def scrub_text(text: str) -> str:
+    """Redact `member_id: X`-style pairs and X12 name/birth segments inside free text."""
+    if "NM1*" in text or "DMG*" in text:
+        text = _X12_PHI.sub(REDACTED, text)
+    return _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """For stdlib records: third-party code formats its own messages (`%s` of a dict)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            try:
+                message = record.getMessage()
+            except Exception:
+                message = str(record.msg)
+            record.msg, record.args = scrub_text(message), None
+        elif isinstance(record.msg, str):
+            record.msg = scrub_text(record.msg)
+        for key in list(vars(record)):
+            if key.lower() in PHI_KEYS:
+                setattr(record, key, REDACTED)
+        return True
+
+
 def _scrub(value: Any, depth: int = 0) -> Any:
     if depth > 6:
         return REDACTED
@@ -61,8 +94,8 @@ def _scrub(value: Any, depth: int = 0) -> Any:
         }
     if isinstance(value, list | tuple):
         return [_scrub(v, depth + 1) for v in value]
-    if isinstance(value, str) and ("NM1*" in value or "DMG*" in value):
-        return _X12_PHI.sub(REDACTED, value)
+    if isinstance(value, str):
+        return scrub_text(value)
     return value
 
 
@@ -116,6 +149,7 @@ def configure_logging(
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -42,6 +42,7 @@ class Runtime:
 
 
 RUNTIME_KEY = "runtime"
+OPENAPI_PATH = "/schema"
 
 
 def runtime_of(request: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
@@ -64,7 +65,7 @@ async def auth_guard(
 ) -> None:
     """Every route requires a key unless it is marked public; then the role is checked
     against the route's policy name in `shared.auth.POLICY`."""
-    if handler.opt.get("public"):
+    if handler.opt.get("public") or connection.scope["path"].startswith(OPENAPI_PATH):
         return
     rt = runtime_of(connection)
     principal = await authenticate(rt.read_conn, rt.keys, connection.headers.get("authorization"))

@@ -158,7 +158,7 @@ def classify_adjustment(
     adjustment: RemitAdjustment, reason: AdjustmentReason | None
 ) -> AdjustmentKind:
     """PR -> patient responsibility; contractual CARC -> contractual; else a denial."""
-    if adjustment.group is GroupCode.PR:
+    if adjustment.group == GroupCode.PR:
         return AdjustmentKind.PATIENT_RESPONSIBILITY
     if reason is not None and reason.category is DenialCategory.CONTRACTUAL:
         return AdjustmentKind.CONTRACTUAL
@@ -207,7 +207,7 @@ def _summarise_denial(
         specific = next((r for r in remarks if r.category is not DenialCategory.OTHER), None)
         if specific is not None:
             category, action = specific.category, specific.default_action
-    if group is GroupCode.CO and action is DefaultAction.BILL_PATIENT:
+    if group == GroupCode.CO and action is DefaultAction.BILL_PATIENT:
         action = DefaultAction.WRITE_OFF
     blocking = next((r for r in remarks if r.no_appeal), None)
     if blocking is not None and action is DefaultAction.APPEAL:

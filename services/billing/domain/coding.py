@@ -49,7 +49,7 @@ from services.billing.domain.coding_terms import (
     TimeRule,
     normalize_tin,
 )
-from shared.money import format_cents
+from shared.money import format_cents as _format_cents
 
 __all__ = [
     "ADDON_CODE",
@@ -124,6 +124,9 @@ _ICD10_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z](?:[0-9A-Z]{1,4})?")
 
 _NOT = CodingStatus.NOT_BILLABLE
 _HELD = CodingStatus.HELD
+
+# The same few fee amounts recur in every rationale; formatting each once keeps coding fast.
+_money = lru_cache(maxsize=4096)(_format_cents)
 
 
 def base_minimum_minutes(terms: CodingTerms) -> int:
@@ -441,22 +444,19 @@ def _pricing_text(priced: list[tuple[CodedLine, FeeScheduleEntry | None]]) -> st
         if entry is None:
             parts.append(f"{label}: not priced")
             continue
-        each = f" ({format_cents(entry.charge_cents)} each)" if line.units > 1 else ""
+        each = f" ({_money(entry.charge_cents)} each)" if line.units > 1 else ""
         matched = (
             ""
             if entry.modifier is not None or not line.modifiers
             else f", at the {line.code} rate without modifier"
         )
         parts.append(
-            f"{label}: charge {format_cents(line.charge_cents)}{each}, expected "
-            f"{format_cents(line.expected_cents)}{matched}"
+            f"{label}: charge {_money(line.charge_cents)}{each}, expected "
+            f"{_money(line.expected_cents)}{matched}"
         )
     charge = sum(line.charge_cents for line, _ in priced)
     expected = sum(line.expected_cents for line, _ in priced)
-    return (
-        f"{'; '.join(parts)}; total charge {format_cents(charge)}, "
-        f"expected {format_cents(expected)}."
-    )
+    return f"{'; '.join(parts)}; total charge {_money(charge)}, expected {_money(expected)}."
 
 
 def _worst(reasons: list[Reason]) -> CodingStatus:

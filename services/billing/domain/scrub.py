@@ -423,7 +423,7 @@ def _check_npis(ctx: _Context) -> Iterable[Finding]:
                 f"{place} NPI {provider.npi!r} is not ten digits starting 1 or 2 "
                 "with a valid check digit",
             )
-        if provider.entity_type is not expected:
+        if provider.entity_type != expected:
             yield _finding(
                 wrong_type,
                 f"{place}.entity_type",

@@ -108,15 +108,20 @@ class LimitUsage:
 
 @dataclass(frozen=True, slots=True)
 class SpanRejection:
+    """A span that covered the DOS but could not be billed; `usage` shows the limits behind a
+    FREQUENCY_LIMIT_REACHED (empty when the contract could not be found)."""
+
     span: CoverageSpan
     reasons: tuple[Reason, ...]
+    usage: tuple[LimitUsage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Eligibility:
     """The answer. When eligible, `span`, `contract_version` and `window` say what to bill and
     the dates over which the same answer holds (span ∩ contract version, ended by an opt-out);
-    `reasons` is then empty. When not, `reasons` lists every reason from every span tried."""
+    `usage` is the chosen span's limits and `reasons` is empty. When not, `reasons` lists every
+    reason from every span tried, and each rejection carries its own usage."""
 
     eligible: bool
     dos: date
@@ -339,7 +344,7 @@ def check_eligibility(
             patient_location,
         )
         if reasons or version is None:
-            rejected.append(SpanRejection(span, tuple(reasons)))
+            rejected.append(SpanRejection(span, tuple(reasons), tuple(usages)))
             continue
         return Eligibility(
             True,

@@ -136,6 +136,36 @@ def _winner(clipped: list[_Clipped], day: int) -> _Clipped | None:
     return best
 
 
+def _union_days(clipped: list[_Clipped]) -> int:
+    total = 0
+    reach = 0  # last day already counted
+    for c in sorted(clipped, key=lambda c: c.first_day):
+        if c.last_day > reach:
+            total += c.last_day - max(c.first_day, reach + 1) + 1
+            reach = c.last_day
+    return total
+
+
+def _daily_weighted(terms: PmpmTerms, clipped: list[_Clipped], days_in_month: int) -> int | None:
+    """Σ over covered days of the winning span's rate, in cents; None if a tier has no rate.
+    Walks days only when the member's spans disagree on the rate (a rare mid-month change)."""
+    rates = {terms.rate_for(c.span.rate_tier) for c in clipped}
+    if None in rates:
+        return None
+    if len(rates) == 1:
+        (rate,) = rates
+        return None if rate is None else rate * _union_days(clipped)
+    weighted = 0
+    for day in range(1, days_in_month + 1):
+        winner = _winner(clipped, day)
+        if winner is not None:
+            day_rate = terms.rate_for(winner.span.rate_tier)
+            if day_rate is None:
+                return None
+            weighted += day_rate
+    return weighted
+
+
 def _count(
     patient_id: str,
     contract_id: str,
@@ -146,42 +176,21 @@ def _count(
     clipped: list[_Clipped],
 ) -> MemberMonth | None:
     rule = terms.proration
-    if len(clipped) == 1:
-        only = clipped[0]
-        winners: list[_Clipped | None] = [
-            only if only.first_day <= day <= only.last_day else None
-            for day in range(1, days_in_month + 1)
-        ]
-    else:
-        winners = [_winner(clipped, day) for day in range(1, days_in_month + 1)]
-    enrolled_days = sum(1 for w in winners if w is not None)
-    rate: Cents | None
+    expected: Cents | None
     if rule is ProrationRule.DAILY:
-        covered = [w for w in winners if w is not None]
-        if not covered:
-            return None
-        decisive = covered[-1]
-        factor = Fraction(enrolled_days, days_in_month)
-        expected: Cents | None = 0
-        weighted = Fraction(0)
-        for w in covered:
-            day_rate = terms.rate_for(w.span.rate_tier)
-            if day_rate is None:
-                expected = None
-                break
-            weighted += day_rate
-        if expected is not None:
-            expected = round_half_up(weighted / days_in_month)
-        rate = terms.rate_for(decisive.span.rate_tier)
+        # The tier reported is the one in force on the last covered day: the current one.
+        decisive = _winner(clipped, max(c.last_day for c in clipped))
+        factor = Fraction(_union_days(clipped), days_in_month)
+        weighted = _daily_weighted(terms, clipped, days_in_month)
+        expected = None if weighted is None else round_half_up(Fraction(weighted, days_in_month))
     else:
-        day = 1 if rule is ProrationRule.FIRST_OF_MONTH else 15
-        found = winners[day - 1]
-        if found is None:
-            return None
-        decisive = found
+        decisive = _winner(clipped, 1 if rule is ProrationRule.FIRST_OF_MONTH else 15)
         factor = Fraction(1)
-        rate = terms.rate_for(decisive.span.rate_tier)
-        expected = rate
+        expected = None if decisive is None else terms.rate_for(decisive.span.rate_tier)
+    if decisive is None:
+        return None
+    enrolled_days = _union_days(clipped)
+    rate = terms.rate_for(decisive.span.rate_tier)
     span_ids = tuple(sorted({c.span.span_id for c in clipped}))
     tier = decisive.span.rate_tier if decisive.span.rate_tier is not None else terms.default_tier
     return MemberMonth(

@@ -1,0 +1,153 @@
+"""Stopping Redis or killing the worker between intake and processing delays work but
+loses nothing: PostgreSQL's outbox is the source of truth and the sweeper re-sends."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import msgspec
+import pytest
+from arq.worker import Worker
+from sqlalchemy import text
+
+from services.app import create_app
+from services.worker import build_worker_settings
+from shared.config import Settings
+from shared.jobs import ArqQueue, sweep_outbox
+from shared.uow import Database
+from tests.asgi import asgi_client
+from tests.fixtures.sessions import session_payload
+from tests.integration.conftest import make_keys
+
+pytestmark = pytest.mark.slow
+
+
+async def _post_sessions(settings: Settings, database: Database, tenant: str, n: int) -> list[str]:
+    keys = await make_keys(database, tenant, tenant + "-x")
+    app = create_app(settings, configure_logs=False)
+    ids = []
+    async with asgi_client(app) as client:
+        for i in range(n):
+            resp = await client.post(
+                "/v1/sessions", json=session_payload(f"D-{i}"), headers=keys.headers("intake")
+            )
+            assert resp.status_code == 201, resp.text
+            ids.append(resp.json()["id"])
+    return ids
+
+
+async def _states(database: Database, ids: list[str]) -> dict[str, str]:
+    async with database.transaction() as (conn, _t):
+        rows = await conn.execute(
+            text("SELECT id::text AS id, state FROM billing.sessions WHERE id::text = ANY(:ids)"),
+            {"ids": ids},
+        )
+        return {r.id: r.state for r in rows}
+
+
+async def _awaiting_events(database: Database, ids: list[str]) -> int:
+    async with database.transaction() as (conn, _t):
+        n: int = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM audit.events WHERE entity_type = 'session' "
+                    "AND action = 'session.awaiting_pricing' AND entity_id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+        ).scalar_one()
+        return n
+
+
+async def _drain(settings: Settings) -> None:
+    kwargs = build_worker_settings(settings)
+    kwargs.update(burst=True, handle_signals=False, cron_jobs=[])
+    worker = Worker(**kwargs)
+    await worker.async_run()
+    await worker.close()
+
+
+async def _sweep(settings: Settings, database: Database, redis: Any) -> int:
+    return await sweep_outbox(
+        {"settings": settings, "db": database, "queue": ArqQueue(redis, settings.queue_name)}
+    )
+
+
+async def _age_outbox(database: Database, tenant: str, seconds: int) -> None:
+    """Let `seconds` pass for the tenant's outbox rows (the sweeper compares with now())."""
+    async with database.transaction() as (conn, trans):
+        await conn.execute(
+            text(
+                "UPDATE core.outbox SET created_at = created_at - make_interval(secs => :s), "
+                "enqueued_at = enqueued_at - make_interval(secs => :s) WHERE tenant_id = :t"
+            ),
+            {"s": seconds, "t": tenant},
+        )
+        await trans.commit()
+
+
+async def test_redis_losing_its_queue_loses_no_session(
+    settings: Settings, committed_db: Database, redis: Any, tenant: str
+) -> None:
+    ids = await _post_sessions(settings, committed_db, tenant, 5)
+    assert await redis.zcard(settings.queue_name) == 5
+    await redis.flushdb()  # Redis restarted without persistence: every queued job is gone
+
+    await _drain(settings)
+    assert set((await _states(committed_db, ids)).values()) == {"received"}
+
+    # Within a minute nothing is re-sent (the job may simply be slow)...
+    await _age_outbox(committed_db, tenant, 50)
+    assert await _sweep(settings, committed_db, redis) == 0
+    # ...after it, the sweeper re-sends every unprocessed outbox row.
+    await _age_outbox(committed_db, tenant, 11)
+    assert await _sweep(settings, committed_db, redis) >= 5
+    await _drain(settings)
+    assert set((await _states(committed_db, ids)).values()) == {"awaiting_pricing"}
+    assert await _awaiting_events(committed_db, ids) == 5
+
+
+async def test_redis_down_at_intake_still_accepts_and_catches_up(
+    settings: Settings, committed_db: Database, redis: Any, tenant: str
+) -> None:
+    down = msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    ids = await _post_sessions(down, committed_db, tenant, 3)  # 201s although Redis is unreachable
+    assert await redis.zcard(settings.queue_name) == 0
+    await _age_outbox(committed_db, tenant, 61)
+    await _sweep(settings, committed_db, redis)
+    await _drain(settings)
+    assert set((await _states(committed_db, ids)).values()) == {"awaiting_pricing"}
+
+
+async def test_killed_worker_process_loses_nothing_and_repeats_nothing(
+    settings: Settings, committed_db: Database, redis: Any, tenant: str
+) -> None:
+    ids = await _post_sessions(settings, committed_db, tenant, 40)
+    env = {
+        **os.environ,
+        "MTM_DATABASE_URL": settings.database_url,
+        "MTM_REDIS_URL": settings.redis_url,
+        "MTM_QUEUE_NAME": settings.queue_name,
+        "MTM_WORKER_BATCH_SIZE": "1",
+        "MTM_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(  # noqa: ASYNC220 - a real process, to kill it with SIGKILL
+        [sys.executable, "-m", "services.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.5)
+    proc.send_signal(signal.SIGKILL)  # no graceful shutdown: in-flight jobs die with it
+    proc.wait(10)
+
+    await _age_outbox(committed_db, tenant, 61)
+    await _sweep(settings, committed_db, redis)
+    await _drain(settings)
+    assert set((await _states(committed_db, ids)).values()) == {"awaiting_pricing"}
+    assert await _awaiting_events(committed_db, ids) == 40  # each session moved exactly once
