@@ -8,7 +8,7 @@ run a job twice and the sweeper re-sends any outbox row not processed within a m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import cron
@@ -39,11 +39,29 @@ class ArqQueue:
     def __init__(self, redis: ArqRedis, queue_name: str) -> None:
         self.redis = redis
         self.queue_name = queue_name
+        self._coalesced: dict[str, float] = {}
 
     async def enqueue(self, job: PendingJob) -> bool:
-        sent = await self.redis.enqueue_job(
-            job.name, _job_id=job.job_id, _queue_name=self.queue_name, **job.kwargs
+        if job.coalesce:
+            if job.job_id in self._coalesced:
+                return False
+            if len(self._coalesced) > 256:
+                self._coalesced.clear()
+            self._coalesced[job.job_id] = job.defer_until or 0.0
+        defer = (
+            datetime.fromtimestamp(job.defer_until, UTC) if job.defer_until is not None else None
         )
+        try:
+            sent = await self.redis.enqueue_job(
+                job.name,
+                _job_id=job.job_id,
+                _queue_name=self.queue_name,
+                _defer_until=defer,
+                **job.kwargs,
+            )
+        except Exception:
+            self._coalesced.pop(job.job_id, None)
+            raise
         return sent is not None
 
     async def discard(self, job_ids: Sequence[str]) -> None:

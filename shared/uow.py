@@ -33,17 +33,75 @@ class PendingJob:
     name: str
     job_id: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Run no earlier than this UNIX time (seconds); None = now.
+    defer_until: float | None = None
+    #: Several units of work may ask for the same job id: send it to Redis once per process.
+    coalesce: bool = False
+
+
+def batch_wakeup(name: str, now: float, window_seconds: float = 0.5) -> PendingJob:
+    """A wake-up job for everything committed in one time window.
+
+    Its id is deterministic (`<name>:batch:<window number>`) and it runs just after the
+    window closes, so it sees every row committed by a unit of work that asked for it
+    (they ask after their commit). One Redis call per window per process instead of one per
+    request; a lost wake-up is covered by the outbox sweeper.
+    """
+    bucket = int(now // window_seconds)
+    return PendingJob(
+        name,
+        f"{name}:batch:{bucket}",
+        {"bucket": bucket},
+        defer_until=(bucket + 1) * window_seconds + 0.05,
+        coalesce=True,
+    )
 
 
 class Queue(Protocol):
     async def enqueue(self, job: PendingJob) -> bool: ...
 
 
-class Database:
-    """Hands out a connection with a transaction; the test double shares one connection."""
+async def _no_reset(_conn: Any) -> None:
+    return None
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+class Database:
+    """Hands out a connection with a transaction; the test double shares one connection.
+
+    `fetchrow_atomic` runs ONE statement in autocommit on a raw asyncpg pool: a single
+    statement is atomic by itself, so the hot intake path needs no BEGIN/COMMIT round trips
+    and no ORM/Core overhead. Use it only for statements that are complete units of work.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, raw_pool_size: int = 10) -> None:
         self.engine = engine
+        self._raw_pool: Any = None
+        self._raw_pool_size = raw_pool_size
+        self._raw_lock = asyncio.Lock()
+
+    async def _pool(self) -> Any:
+        if self._raw_pool is None:
+            async with self._raw_lock:
+                if self._raw_pool is None:
+                    import asyncpg
+
+                    from shared.db import asyncpg_dsn
+
+                    url = self.engine.url.render_as_string(hide_password=False)
+                    self._raw_pool = await asyncpg.create_pool(
+                        asyncpg_dsn(url),
+                        min_size=1,
+                        max_size=self._raw_pool_size,
+                        # Single autocommit statements leave no session state behind, so the
+                        # reset query (an extra round trip per release) is not needed.
+                        reset=_no_reset,
+                    )
+        return self._raw_pool
+
+    async def fetchrow_atomic(self, sql: str, *args: Any) -> Any:
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(sql, *args)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[tuple[AsyncConnection, AsyncTransaction]]:
@@ -56,6 +114,9 @@ class Database:
                     await trans.rollback()
 
     async def dispose(self) -> None:
+        if self._raw_pool is not None:
+            await self._raw_pool.close()
+            self._raw_pool = None
         await self.engine.dispose()
 
 
@@ -78,8 +139,26 @@ class SharedConnectionDatabase(Database):
                 if trans.is_active:
                     await trans.rollback()
 
+    async def fetchrow_atomic(self, sql: str, *args: Any) -> Any:
+        async with self.transaction() as (conn, trans):
+            raw = await conn.get_raw_connection()
+            row = await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
+            await trans.commit()
+            return row
+
     async def dispose(self) -> None:
         return None
+
+
+async def send_after_commit(queue: Queue | None, jobs: list[PendingJob]) -> None:
+    """Send jobs whose work is already committed; Redis trouble only delays them (outbox)."""
+    if queue is None:
+        return
+    for job in jobs:
+        try:
+            await queue.enqueue(job)
+        except Exception as exc:
+            log.warning("jobs.enqueue_failed", job_id=job.job_id, error_type=type(exc).__name__)
 
 
 class UnitOfWork:
@@ -132,11 +211,4 @@ class UnitOfWork:
 
     async def _send_jobs(self) -> None:
         jobs, self._jobs = self._jobs, []
-        if not jobs or self._queue is None:
-            return
-        for job in jobs:
-            try:
-                await self._queue.enqueue(job)
-            except Exception as exc:
-                # Redis down: the outbox row is committed, so the sweeper will re-send it.
-                log.warning("jobs.enqueue_failed", job_id=job.job_id, error_type=type(exc).__name__)
+        await send_after_commit(self._queue, jobs)

@@ -9,6 +9,7 @@ different body under the same id is a conflict.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from shared.auth import Principal
 from shared.clock import utc_now
 from shared.errors import Conflict, FieldProblem, NotFound, RuleViolation
 from shared.tables import audit_events
-from shared.uow import PendingJob, UnitOfWork
+from shared.uow import Database, Queue, batch_wakeup, send_after_commit
 
 PRICE_SESSION = "price_session"
 
@@ -100,47 +101,56 @@ def body_hash(cmd: SessionCreate) -> str:
     return hashlib.sha256(_encoder.encode(cmd)).hexdigest()
 
 
+PRICE_SESSIONS_BATCH = "price_sessions_batch"
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     session_id: str
     created: bool
 
 
-_INSERT_SQL = text(
-    """
-    WITH ins AS (
-        INSERT INTO billing.sessions
-            (id, tenant_id, external_id, body_hash, patient_ref, date_of_service, payload, state,
-             created_at, updated_at)
-        VALUES (:id, :tenant, :external_id, :body_hash, :patient_ref, :dos,
-                CAST(:payload AS jsonb), 'received', :now, :now)
-        ON CONFLICT (tenant_id, external_id) DO NOTHING
-        RETURNING id
-    ), ob AS (
-        INSERT INTO core.outbox (tenant_id, job_name, job_id, args, created_at, enqueued_at)
-        SELECT :tenant, :job_name, :job_id, CAST(:job_args AS jsonb), :now, :now FROM ins
-    ), au AS (
-        INSERT INTO audit.events
-            (tenant_id, entity_type, entity_id, seq, action, actor, request_id, reason, before,
-             after, occurred_at, prev_hash, hash)
-        SELECT :tenant, 'session', :sid_text, 1, :action, :actor, :request_id, NULL, NULL,
-               CAST(:after AS jsonb), :now, :prev_hash, :hash FROM ins
-    )
-    SELECT id FROM ins
-    """
+# One statement is one atomic unit of work: the session, its outbox row and its first audit
+# event are written together or not at all, in a single round trip. When the external id is
+# taken, the second branch returns the existing row for the idempotency check instead.
+_INSERT_SQL = """
+WITH ins AS (
+    INSERT INTO billing.sessions
+        (id, tenant_id, external_id, body_hash, patient_ref, date_of_service, payload, state,
+         created_at, updated_at)
+    VALUES ($1::uuid, $2, $3, $4, $5, $6, $7::jsonb, 'received', $8, $8)
+    ON CONFLICT (tenant_id, external_id) DO NOTHING
+    RETURNING id
+), ob AS (
+    INSERT INTO core.outbox (tenant_id, job_name, job_id, args, created_at, enqueued_at)
+    SELECT $2, $9, $10, $11::jsonb, $8, $8 FROM ins
+), au AS (
+    INSERT INTO audit.events
+        (tenant_id, entity_type, entity_id, seq, action, actor, request_id, reason, before,
+         after, occurred_at, prev_hash, hash)
+    SELECT $2, 'session', $1, 1, $12, $13, $14, NULL, NULL, $15::jsonb, $8, $16, $17 FROM ins
 )
+SELECT id::text AS id, true AS created, $4 AS body_hash FROM ins
+UNION ALL
+SELECT id::text, false, body_hash FROM billing.sessions
+WHERE tenant_id = $2 AND external_id = $3 AND NOT EXISTS (SELECT 1 FROM ins)
+"""
 
 
 async def record_session(
-    uow: UnitOfWork, principal: Principal, cmd: SessionCreate, *, request_id: str | None
+    db: Database,
+    queue: Queue | None,
+    principal: Principal,
+    cmd: SessionCreate,
+    *,
+    request_id: str | None,
 ) -> Recorded:
     now = utc_now()
     validate_session(cmd, now.date())
-    digest = body_hash(cmd)
+    encoded = _encoder.encode(cmd)
+    digest = hashlib.sha256(encoded).hexdigest()
     sid = str(uuid.uuid4())
-    job_id = price_session_job_id(sid)
     job_args = {"session_id": sid, "tenant_id": principal.tenant_id}
-    after = {"state": "received", "external_id": cmd.external_id}
     event = audit.build_event(
         tenant_id=principal.tenant_id,
         entity_type="session",
@@ -150,47 +160,35 @@ async def record_session(
         action="session.received",
         actor=principal.actor,
         request_id=request_id,
-        after=after,
+        after={"state": "received", "external_id": cmd.external_id},
         occurred_at=now,
     )
-    inserted = (
-        await uow.conn.execute(
-            _INSERT_SQL,
-            {
-                "id": sid,
-                "sid_text": sid,
-                "tenant": principal.tenant_id,
-                "external_id": cmd.external_id,
-                "body_hash": digest,
-                "patient_ref": cmd.patient_ref,
-                "dos": cmd.date_of_service,
-                "payload": _encoder.encode(cmd).decode(),
-                "now": now,
-                "job_name": PRICE_SESSION,
-                "job_id": job_id,
-                "job_args": _encoder.encode(job_args).decode(),
-                "action": event["action"],
-                "actor": event["actor"],
-                "request_id": request_id,
-                "after": _encoder.encode(event["after"]).decode(),
-                "prev_hash": event["prev_hash"],
-                "hash": event["hash"],
-            },
-        )
-    ).first()
-    if inserted is not None:
-        uow.defer(PendingJob(PRICE_SESSION, job_id, job_args))
-        await uow.commit()
+    row = await db.fetchrow_atomic(
+        _INSERT_SQL,
+        sid,
+        principal.tenant_id,
+        cmd.external_id,
+        digest,
+        cmd.patient_ref,
+        cmd.date_of_service,
+        encoded.decode(),
+        now,
+        PRICE_SESSION,
+        price_session_job_id(sid),
+        _encoder.encode(job_args).decode(),
+        event["action"],
+        event["actor"],
+        request_id,
+        _encoder.encode(event["after"]).decode(),
+        event["prev_hash"],
+        event["hash"],
+    )
+    if row is None:  # pragma: no cover - a concurrent delete between the two branches
+        raise Conflict("the session changed while it was recorded; retry", code="retry")
+    if row["created"]:
+        await send_after_commit(queue, [batch_wakeup(PRICE_SESSIONS_BATCH, time.time())])
         return Recorded(sid, True)
-    existing = (
-        await uow.conn.execute(
-            select(sessions.c.id, sessions.c.body_hash).where(
-                sessions.c.tenant_id == principal.tenant_id,
-                sessions.c.external_id == cmd.external_id,
-            )
-        )
-    ).one()
-    if existing.body_hash != digest:
+    if row["body_hash"] != digest:
         raise Conflict(
             f"session {cmd.external_id!r} was already recorded with a different body",
             code="idempotency_conflict",
@@ -199,7 +197,7 @@ async def record_session(
             ),
             action="send corrections as a new session id, or resend the original body unchanged",
         )
-    return Recorded(str(existing.id), False)
+    return Recorded(row["id"], False)
 
 
 async def _history(conn: AsyncConnection, tenant_id: str, session_id: str) -> list[HistoryEntry]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.billing.intake import (
-    PRICE_SESSION,
     claim_pending_sessions,
     mark_awaiting_pricing,
 )
@@ -18,32 +18,52 @@ log = get_logger("billing.tasks")
 WORKER_ACTOR = "worker"
 
 
-async def price_session(ctx: dict[str, Any], session_id: str, tenant_id: str) -> int:
-    """Process the session this job names plus any other pending ones, in one transaction.
-
-    Batching is what lets one worker keep up with intake: one arq job drains up to
-    `worker_batch_size` sessions and drops their now-redundant jobs from the queue.
-    Running twice is harmless: processed outbox rows are skipped and the state moves once.
-    """
+async def _drain_once(ctx: dict[str, Any], own_session_id: str | None) -> tuple[int, list[str]]:
+    """Process up to `worker_batch_size` pending sessions in one transaction."""
     db: Database = ctx["db"]
-    queue: ArqQueue = ctx["queue"]
     batch = ctx["settings"].worker_batch_size
     async with UnitOfWork(db, None) as uow:
-        claimed = await claim_pending_sessions(uow.conn, session_id, batch)
+        claimed = await claim_pending_sessions(uow.conn, own_session_id, batch)
         if not claimed:
-            return 0
+            return 0, []
         job_ids = [job_id for job_id, _ in claimed]
         session_ids = [job_id.split(":", 1)[1] for job_id in job_ids]
         moved = await mark_awaiting_pricing(uow.conn, session_ids, actor=WORKER_ACTOR)
         await mark_processed(uow.conn, job_ids)
         await uow.commit()
-    others = [j for j in job_ids if j != f"{PRICE_SESSION}:{session_id}"]
-    try:
-        await queue.discard(others)
-    except Exception as exc:
-        log.warning("billing.discard_failed", error_type=type(exc).__name__)
-    log.info("billing.sessions.processed", count=len(moved), batch=len(job_ids))
-    return len(moved)
+    return len(moved), job_ids
 
 
-FUNCTIONS = [price_session]
+async def _drain(ctx: dict[str, Any], own_session_id: str | None) -> int:
+    queue: ArqQueue = ctx["queue"]
+    total = 0
+    while True:
+        moved, job_ids = await _drain_once(ctx, own_session_id)
+        own_session_id = None
+        if not job_ids:
+            break
+        total += moved
+        # Drop the per-session jobs the sweeper may have queued for work now done.
+        try:
+            await queue.discard(job_ids)
+        except Exception as exc:
+            log.warning("billing.discard_failed", error_type=type(exc).__name__)
+        if len(job_ids) < ctx["settings"].worker_batch_size:
+            break
+    if total:
+        log.info("billing.sessions.processed", count=total)
+    return total
+
+
+async def price_session(ctx: dict[str, Any], session_id: str, tenant_id: str) -> int:
+    """One session's job (as the outbox sweeper re-sends it): it drains that session first,
+    then any other pending ones. Running twice is harmless: processed rows are skipped."""
+    return await _drain(ctx, session_id)
+
+
+async def price_sessions_batch(ctx: dict[str, Any], bucket: int) -> int:
+    """The wake-up for every session committed in one time window (see `batch_wakeup`)."""
+    return await _drain(ctx, None)
+
+
+FUNCTIONS: list[Callable[..., Any]] = [price_session, price_sessions_batch]

@@ -31,10 +31,10 @@ class SessionController(Controller):
         self, request: Request[Any, Any, Any], data: JSONBody[SessionCreate]
     ) -> Response[dict[str, str]]:
         principal = principal_of(request)
-        async with runtime_of(request).uow() as uow:
-            rec = await intake.record_session(
-                uow, principal, data, request_id=request_id_of(request)
-            )
+        rt = runtime_of(request)
+        rec = await intake.record_session(
+            rt.db, rt.queue, principal, data, request_id=request_id_of(request)
+        )
         location = f"/v1/sessions/{rec.session_id}"
         return Response(
             {"id": rec.session_id, "external_id": data.external_id, "status_url": location},
