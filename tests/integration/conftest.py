@@ -64,23 +64,26 @@ def _replace_db(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(server_database_url: str, worker_index: int) -> str:
-    name = f"mtm_test_{worker_index}"
+def database_url(server_database_url: str, worker_index: int, testrun_uid: str) -> Iterator[str]:
+    # Unique per test run and xdist worker, so concurrent runs on one server never collide.
+    name = f"mtm_test_{testrun_uid[:8]}_{worker_index}"
+    admin = asyncpg_dsn(server_database_url)
 
-    async def recreate() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(server_database_url))
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(recreate())
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
     url = _replace_db(server_database_url, name)
     from shared import migrate
 
     migrate.upgrade(url)
-    return url
+    yield url
+    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

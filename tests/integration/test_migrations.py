@@ -61,9 +61,9 @@ def _diff(url: str) -> list[object]:
 
 
 def test_upgrade_matches_models_and_downgrade_works(
-    server_database_url: str, worker_index: int
+    server_database_url: str, testrun_uid: str
 ) -> None:
-    url = _fresh_db(server_database_url, f"mtm_migrations_{worker_index}")
+    url = _fresh_db(server_database_url, f"mtm_migrations_{testrun_uid[:8]}")
     migrate.upgrade(url)
     assert _diff(url) == []
     migrate.downgrade(url, "base")
