@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.embedded import free_port  # noqa: E402
-from tests.fixtures.sessions import session_payload  # noqa: E402
+from shared.embedded import free_port
+from tests.fixtures.sessions import session_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,13 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MTM_")}
     env.update(MTM_PORT=str(port), MTM_VAR_DIR=str(var), MTM_LOG_LEVEL="WARNING")
     log = (ROOT / "var" / "ci-smoke.log").open("w")
-    proc = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "services.cli", "dev"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "dev"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -72,7 +77,9 @@ def main() -> int:
         else:
             raise SystemExit("dev never became ready")
         print("ready:", body)
-        status, created = http("POST", f"{base}/v1/sessions", intake_key, session_payload("SMOKE-1"))
+        status, created = http(
+            "POST", f"{base}/v1/sessions", intake_key, session_payload("SMOKE-1")
+        )
         assert status == 201, (status, created)
         sid = created["id"]
         for _ in range(60):

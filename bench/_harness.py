@@ -4,6 +4,7 @@ a light asyncio HTTP/1.1 load generator (cheap enough to share 2 cores with the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from shared.db import asyncpg_dsn  # noqa: E402
-from shared.embedded import free_port, start_postgres, start_redis  # noqa: E402
+from shared.embedded import start_postgres, start_redis  # noqa: E402
 
 
 def machine() -> str:
@@ -43,10 +44,8 @@ class Services:
 
     def close(self) -> None:
         for fn in reversed(self.cleanup):
-            try:
+            with contextlib.suppress(Exception):  # best effort at exit
                 fn()
-            except Exception:  # noqa: S110 - best effort at exit
-                pass
 
 
 def services() -> Services:
@@ -55,7 +54,9 @@ def services() -> Services:
     redis = os.environ.get("MTM_BENCH_REDIS_URL", "")
     svc = Services(db, redis)
     if not db:
-        url, server = start_postgres(Path(tempfile.gettempdir()) / "mtm-billing-bench-pg", database="postgres")
+        url, server = start_postgres(
+            Path(tempfile.gettempdir()) / "mtm-billing-bench-pg", database="postgres"
+        )
         svc.server_url = url
         svc.cleanup.append(server.cleanup)
     if not redis:
@@ -94,7 +95,11 @@ def create_key(database_url: str, tenant: str, role: str) -> str:
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     full = {**os.environ, **env}
     return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "services.cli", *args], cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env=full,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -126,7 +131,7 @@ def wait_http(port: int, path: str = "/ready", timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -135,7 +140,13 @@ def wait_http(port: int, path: str = "/ready", timeout: float = 30) -> None:
 
 
 async def _one_connection(
-    port: int, requests: list[bytes], stop_at: float, latencies: list[float], statuses: dict[int, int], start_index: int, step: int
+    port: int,
+    requests: list[bytes],
+    stop_at: float,
+    latencies: list[float],
+    statuses: dict[int, int],
+    start_index: int,
+    step: int,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     i = start_index
@@ -173,13 +184,18 @@ def build_get(path: str, key: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
 
 
-async def load(port: int, requests: list[bytes], *, concurrency: int, seconds: float) -> dict[str, Any]:
+async def load(
+    port: int, requests: list[bytes], *, concurrency: int, seconds: float
+) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     t0 = time.perf_counter()
     stop_at = t0 + seconds
     await asyncio.gather(
-        *[_one_connection(port, requests, stop_at, latencies, statuses, c, concurrency) for c in range(concurrency)]
+        *[
+            _one_connection(port, requests, stop_at, latencies, statuses, c, concurrency)
+            for c in range(concurrency)
+        ]
     )
     elapsed = time.perf_counter() - t0
     latencies.sort()

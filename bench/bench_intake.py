@@ -20,8 +20,8 @@ import asyncpg
 from bench._harness import (
     build_post,
     create_key,
-    fresh_database,
     free_port,
+    fresh_database,
     load,
     machine,
     peak_rss_mb,
@@ -37,7 +37,9 @@ from tests.fixtures.sessions import session_payload
 async def count_received(url: str) -> int:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        n: int = await conn.fetchval("SELECT count(*) FROM billing.sessions WHERE state = 'received'")
+        n: int = await conn.fetchval(
+            "SELECT count(*) FROM billing.sessions WHERE state = 'received'"
+        )
         return n
     finally:
         await conn.close()
@@ -65,9 +67,13 @@ def main() -> None:
         try:
             wait_http(port)
             n_max = int(args.seconds * 4000) + 2000
-            reqs = [build_post("/v1/sessions", key, session_payload(f"B-{i}")) for i in range(n_max)]
+            reqs = [
+                build_post("/v1/sessions", key, session_payload(f"B-{i}")) for i in range(n_max)
+            ]
             warm = asyncio.run(load(port, reqs[:1000], concurrency=args.concurrency, seconds=2))
-            result = asyncio.run(load(port, reqs[1000:], concurrency=args.concurrency, seconds=args.seconds))
+            result = asyncio.run(
+                load(port, reqs[1000:], concurrency=args.concurrency, seconds=args.seconds)
+            )
             api_rss = rss_mb(api.pid)
             api_peak = peak_rss_mb(api.pid)
         finally:
