@@ -42,6 +42,7 @@ def main() -> int:
     shutil.rmtree(var, ignore_errors=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MTM_")}
     env.update(MTM_PORT=str(port), MTM_VAR_DIR=str(var), MTM_LOG_LEVEL="WARNING")
+    (ROOT / "var").mkdir(exist_ok=True)
     log = (ROOT / "var" / "ci-smoke.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "dev"],
