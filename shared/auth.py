@@ -45,6 +45,17 @@ POLICY: Mapping[str, frozenset[Role]] = {
     "audit.read": frozenset({_R.AUDITOR, _R.MANAGER, _R.ADMIN}),
     "apikeys.manage": frozenset({_R.ADMIN}),
     "whoami": ALL_ROLES,
+    "claims.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "claims.write": frozenset({_R.BILLER, _R.MANAGER, _R.ADMIN}),
+    "coding.preview": frozenset({_R.INTAKE, _R.BILLER, _R.ADMIN}),
+    "payers.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "payers.write": frozenset({_R.MANAGER, _R.ADMIN}),
+    "contracts.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "contracts.write": frozenset({_R.MANAGER, _R.ADMIN}),
+    "patients.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "patients.write": frozenset({_R.MANAGER, _R.ADMIN}),
+    "rosters.import": frozenset({_R.MANAGER, _R.ADMIN}),
+    "eligibility.check": frozenset({_R.INTAKE, _R.BILLER, _R.MANAGER, _R.ADMIN}),
 }
 
 
