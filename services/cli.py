@@ -242,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--label", default="")
     kc.set_defaults(fn=cmd_apikey_create)
 
+    from services.coverage.cli import add_commands as add_coverage_commands
+
+    add_coverage_commands(sub)
+
     d = sub.add_parser(
         "dev", help="API + worker in one process; embedded PostgreSQL/Redis if not configured"
     )
