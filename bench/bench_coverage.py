@@ -35,7 +35,9 @@ DB_NAME = "mtm_bench_coverage"
 
 
 def _server_url() -> str:
-    url = os.environ.get("MTM_DATABASE_URL")
+    """MTM_BENCH_DATABASE_URL (a server where the bench may create a database), else an
+    embedded PostgreSQL in the temp folder. Called before the event loop starts."""
+    url = os.environ.get("MTM_BENCH_DATABASE_URL") or os.environ.get("MTM_DATABASE_URL")
     if url:
         return url
     from shared.embedded import start_postgres
@@ -138,8 +140,7 @@ async def _wait_up(base: str) -> None:
     raise RuntimeError("server did not start")
 
 
-async def run(rows: int, checks: int, concurrency: int) -> None:
-    server = _server_url()
+async def run(server: str, rows: int, checks: int, concurrency: int) -> None:
     await _recreate(server)
     url = _with_db(server, DB_NAME)
     from shared import migrate
@@ -283,7 +284,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    asyncio.run(run(args.rows, args.checks, args.concurrency))
+    asyncio.run(run(_server_url(), args.rows, args.checks, args.concurrency))
 
 
 if __name__ == "__main__":
