@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import msgspec
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.schemas import HistoryEntry, SessionCreate, SessionRead
@@ -274,61 +272,3 @@ async def claim_pending_sessions(
         {"name": PRICE_SESSION, "own": price_session_job_id(own_session_id or ""), "limit": limit},
     )
     return [(r.job_id, r.tenant_id) for r in rows]
-
-
-async def mark_awaiting_pricing(
-    conn: AsyncConnection, session_ids: Sequence[str], *, actor: str
-) -> list[str]:
-    """Move received sessions to awaiting_pricing, one audit event each; returns those moved.
-
-    The row lock (FOR UPDATE) on each session serialises its audit chain, so the last hash is
-    read in bulk instead of taking an advisory lock per session.
-    """
-    if not session_ids:
-        return []
-    locked = await conn.execute(
-        select(sessions.c.id, sessions.c.tenant_id, sessions.c.state)
-        .where(sessions.c.id.in_(list(session_ids)), sessions.c.state == "received")
-        .with_for_update()
-    )
-    moving = [(str(r.id), r.tenant_id) for r in locked]
-    if not moving:
-        return []
-    ids = [sid for sid, _ in moving]
-    last = await conn.execute(
-        text(
-            """
-            SELECT DISTINCT ON (entity_id) entity_id, seq, hash FROM audit.events
-            WHERE entity_type = 'session' AND entity_id = ANY(:ids)
-            ORDER BY entity_id, seq DESC
-            """
-        ),
-        {"ids": ids},
-    )
-    heads: dict[str, tuple[int, str]] = {r.entity_id: (r.seq, r.hash) for r in last}
-    now = utc_now()
-    events: list[dict[str, Any]] = []
-    for sid, tenant in moving:
-        seq, prev = heads.get(sid, (0, audit.GENESIS))
-        events.append(
-            audit.build_event(
-                tenant_id=tenant,
-                entity_type="session",
-                entity_id=sid,
-                seq=seq + 1,
-                prev_hash=prev,
-                action="session.awaiting_pricing",
-                actor=actor,
-                before={"state": "received"},
-                after={"state": "awaiting_pricing"},
-                reason="received by the worker; pricing plugs in with the claims issue",
-                occurred_at=now,
-            )
-        )
-    await conn.execute(
-        update(sessions)
-        .where(sessions.c.id.in_(ids))
-        .values(state="awaiting_pricing", updated_at=now, version=sessions.c.version + 1)
-    )
-    await conn.execute(audit_events.insert(), events)
-    return ids

@@ -164,3 +164,179 @@ class AuditTrailRead(Struct):
 
 
 session_encoder = msgspec.json.Encoder()
+
+
+# ----------------------------------------------------------------------------- claims
+
+Reason500 = Annotated[str, Meta(min_length=1, max_length=500)]
+MemberId = Annotated[str, Meta(min_length=1, max_length=80, pattern=r"^[\x21-\x7e]+$")]
+
+
+class ClaimLineRead(Struct):
+    line_no: int
+    procedure_code: str
+    modifiers: list[str]
+    units: int
+    charge: str
+    expected: str
+    unit_charge: str
+    date_of_service: date
+    diagnosis_pointers: list[int]
+
+
+class FindingRead(Struct):
+    """One scrub edit that fired: a named rule, its severity and the follow-up action."""
+
+    code: str
+    severity: str
+    message: str
+    field: str
+    action: str
+
+
+class HoldReasonRead(Struct):
+    """Why a claim is held or not billable; `source` is coding, eligibility, scrub or manual."""
+
+    source: str
+    code: str
+    message: str
+    fix: str
+    field: str | None = None
+
+
+class ClaimSummary(Struct):
+    id: str
+    session_id: str
+    patient_control_number: str
+    status: str
+    patient_ref: str
+    payer_id: str | None
+    payer_name: str | None
+    date_of_service: date
+    total_charge: str
+    expected: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClaimPage(Struct):
+    items: list[ClaimSummary]
+    next_cursor: str | None = None
+
+
+class ClaimRead(Struct):
+    id: str
+    session_id: str
+    patient_control_number: str
+    claim_version: int
+    frequency_code: str
+    payer_icn: str | None
+    status: str
+    status_reason: str | None
+    allowed_actions: list[str]
+    patient_ref: str
+    patient_id: str | None
+    payer_id: str | None
+    contract_id: str | None
+    contract_version: int | None
+    service_type: str
+    date_of_service: date
+    place_of_service: str | None
+    total_charge: str
+    expected: str
+    timely_filing_deadline: date | None
+    billing_provider: Any
+    rendering_provider: Any
+    subscriber: Any
+    payer: Any
+    diagnoses: list[str]
+    lines: list[ClaimLineRead]
+    hold_reasons: list[HoldReasonRead]
+    scrub_findings: list[FindingRead]
+    coding: Any
+    eligibility: Any
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClaimAction(Struct, frozen=True, forbid_unknown_fields=True):
+    """Hold or release: why (for the audit trail) and, optionally, the version read."""
+
+    reason: Reason500
+    version: Annotated[int, Meta(ge=1)] | None = None
+
+
+class ProviderPatch(Struct, frozen=True, forbid_unknown_fields=True):
+    npi: NPI | None = None
+    taxonomy: Taxonomy | None = None
+
+
+class BillingProviderPatch(Struct, frozen=True, forbid_unknown_fields=True):
+    npi: NPI | None = None
+    taxonomy: Taxonomy | None = None
+    tin: TIN | None = None
+    address: Address | None = None
+
+
+class LinePatch(Struct, frozen=True, forbid_unknown_fields=True):
+    line_no: Annotated[int, Meta(ge=1, le=50)]
+    units: Annotated[int, Meta(ge=1, le=99)]
+
+
+class ClaimPatch(Struct, frozen=True, forbid_unknown_fields=True):
+    """A biller's correction of a held claim; `version` is the one read (optimistic lock)."""
+
+    version: Annotated[int, Meta(ge=1)]
+    reason: Reason500 | None = None
+    diagnoses: Annotated[list[ICD10], Meta(min_length=1, max_length=12)] | None = None
+    member_id: MemberId | None = None
+    rendering_provider: ProviderPatch | None = None
+    billing_provider: BillingProviderPatch | None = None
+    lines: Annotated[list[LinePatch], Meta(max_length=50)] | None = None
+
+
+# ----------------------------------------------------------------------------- coding preview
+
+
+class PreviewLineRead(Struct):
+    procedure_code: str
+    modifiers: list[str]
+    units: int
+    charge: str
+    expected: str
+    diagnosis_pointers: list[int]
+
+
+class EligibilityRead(Struct):
+    eligible: bool
+    checked_on: date
+    payer_id: str | None
+    payer_name: str | None
+    contract_id: str | None
+    contract_version: int | None
+    member_id: str | None
+    usage: list[str]
+
+
+class CodingPreviewRead(Struct):
+    """What the worker would decide for this session now; nothing is written."""
+
+    billable: bool
+    coding_status: str
+    claim_status: str
+    reasons: list[HoldReasonRead]
+    lines: list[PreviewLineRead]
+    place_of_service: str | None
+    modifiers: list[str]
+    diagnoses: list[str]
+    minutes: int
+    patient_status: str | None
+    last_visit: date | None
+    total_charge: str
+    expected: str
+    rationale: str
+    rule_version: str | None
+    eligibility: EligibilityRead
+    scrub_findings: list[FindingRead]

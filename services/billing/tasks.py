@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.billing.intake import (
-    claim_pending_sessions,
-    mark_awaiting_pricing,
-)
+from services.billing.claims import PriceResult, default_coverage, price_sessions
+from services.billing.intake import claim_pending_sessions
+from services.billing.ports import CoveragePort
 from shared.jobs import ArqQueue, mark_processed
 from shared.logging import get_logger
 from shared.uow import Database, UnitOfWork
@@ -18,31 +17,47 @@ log = get_logger("billing.tasks")
 WORKER_ACTOR = "worker"
 
 
-async def _drain_once(ctx: dict[str, Any], own_session_id: str | None) -> tuple[int, list[str]]:
-    """Process up to `worker_batch_size` pending sessions in one transaction."""
+def _coverage(ctx: dict[str, Any]) -> CoveragePort:
+    port: CoveragePort | None = ctx.get("coverage_port")
+    if port is None:
+        port = ctx["coverage_port"] = default_coverage()
+    return port
+
+
+async def _drain_once(
+    ctx: dict[str, Any], own_session_id: str | None
+) -> tuple[PriceResult, list[str]]:
+    """Turn up to `worker_batch_size` pending sessions into claims in one transaction."""
     db: Database = ctx["db"]
     batch = ctx["settings"].worker_batch_size
     async with UnitOfWork(db, None) as uow:
         claimed = await claim_pending_sessions(uow.conn, own_session_id, batch)
         if not claimed:
-            return 0, []
+            return PriceResult(), []
         job_ids = [job_id for job_id, _ in claimed]
         session_ids = [job_id.split(":", 1)[1] for job_id in job_ids]
-        moved = await mark_awaiting_pricing(uow.conn, session_ids, actor=WORKER_ACTOR)
+        result = await price_sessions(
+            uow.conn, session_ids, coverage=_coverage(ctx), actor=WORKER_ACTOR
+        )
         await mark_processed(uow.conn, job_ids)
         await uow.commit()
-    return len(moved), job_ids
+    return result, job_ids
 
 
 async def _drain(ctx: dict[str, Any], own_session_id: str | None) -> int:
     queue: ArqQueue = ctx["queue"]
     total = 0
+    claims = 0
+    by_status: dict[str, int] = {}
     while True:
-        moved, job_ids = await _drain_once(ctx, own_session_id)
+        result, job_ids = await _drain_once(ctx, own_session_id)
         own_session_id = None
         if not job_ids:
             break
-        total += moved
+        total += result.sessions
+        claims += result.claims
+        for status, n in result.by_status.items():
+            by_status[status] = by_status.get(status, 0) + n
         # Drop the per-session jobs the sweeper may have queued for work now done.
         try:
             await queue.discard(job_ids)
@@ -51,7 +66,7 @@ async def _drain(ctx: dict[str, Any], own_session_id: str | None) -> int:
         if len(job_ids) < ctx["settings"].worker_batch_size:
             break
     if total:
-        log.info("billing.sessions.processed", count=total)
+        log.info("billing.sessions.processed", count=total, claims=claims, **by_status)
     return total
 
 
