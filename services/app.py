@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
+from services.billing.adapters.history_claims import ClaimHistory
 from services.billing.api import billing_router
 from services.common_api import ApiKeyController, AuditController, whoami
 from shared.auth import KeyCache
@@ -56,6 +57,9 @@ def create_app(
             queue=queue,
             redis=redis,
             keys=KeyCache(settings.api_key_cache_seconds),
+            # The composition root wires the ports: coverage asks billing for prior services
+            # (frequency limits) through its claims history, in process.
+            extras={"billing_history": ClaimHistory()},
         )
         log.info("api.started", components=settings.components)
         try:
