@@ -77,14 +77,14 @@ async def _keys(url: str, tenant: str) -> dict[str, str]:
 def _serve(url: str, port: int) -> None:
     import uvicorn
 
-    from services.app import create_app
-    from shared.config import Settings
-
-    settings = Settings(
-        database_url=url, redis_url="", log_level="WARNING", db_pool_size=20, port=port
+    os.environ.update(
+        MTM_DATABASE_URL=url, MTM_REDIS_URL="", MTM_LOG_LEVEL="WARNING", MTM_DB_POOL_SIZE="20"
     )
+    workers = int(os.environ.get("MTM_WEB_WORKERS", "1"))
     uvicorn.run(
-        create_app(settings),
+        "services.app:app_from_env",
+        factory=True,
+        workers=workers,
         host="127.0.0.1",
         port=port,
         loop="uvloop",
@@ -153,7 +153,7 @@ async def run(server: str, rows: int, checks: int, concurrency: int) -> None:
 
     port = free_port()
     proc = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(url, port), daemon=True
+        target=_serve, args=(url, port), daemon=False
     )
     proc.start()
     base = f"http://127.0.0.1:{port}"

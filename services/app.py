@@ -100,3 +100,8 @@ def create_app(
     # carry a request id too; Litestar's own middleware runs per route only.
     app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
     return app
+
+
+def app_from_env() -> Litestar:
+    """Factory for `uvicorn --factory` and multi-process serving: Settings from MTM_*."""
+    return create_app(Settings.from_env())

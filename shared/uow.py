@@ -104,6 +104,14 @@ class Database:
             return await conn.fetchrow(sql, *args)
 
     @asynccontextmanager
+    async def raw(self) -> AsyncIterator[Any]:
+        """A pooled asyncpg connection in autocommit, for read-only hot paths (each statement
+        sees committed data; no BEGIN/ROLLBACK round trips, no pool reset query)."""
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[tuple[AsyncConnection, AsyncTransaction]]:
         async with self.engine.connect() as conn:
             trans = await conn.begin()
@@ -138,6 +146,12 @@ class SharedConnectionDatabase(Database):
             finally:
                 if trans.is_active:
                     await trans.rollback()
+
+    @asynccontextmanager
+    async def raw(self) -> AsyncIterator[Any]:
+        async with self.transaction() as (conn, _trans):
+            raw = await conn.get_raw_connection()
+            yield raw.driver_connection
 
     async def fetchrow_atomic(self, sql: str, *args: Any) -> Any:
         async with self.transaction() as (conn, trans):

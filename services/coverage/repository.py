@@ -37,9 +37,12 @@ def as_uuid(value: str) -> str | None:
         return None
 
 
-async def driver(conn: AsyncConnection) -> Any:
-    """The asyncpg connection under `conn`, in the same transaction. Callers must already
-    have executed a statement through `conn` (SQLAlchemy begins transactions lazily)."""
+async def driver(conn: AsyncConnection | Any) -> Any:
+    """The asyncpg connection under `conn`, in the same transaction (SQLAlchemy begins
+    transactions lazily: callers that need one must have executed a statement through it).
+    A raw asyncpg connection (the read-only hot path, `Database.raw()`) is returned as is."""
+    if not isinstance(conn, AsyncConnection):
+        return conn
     raw = await conn.get_raw_connection()
     return raw.driver_connection
 
@@ -275,6 +278,12 @@ async def versions_and_payers(
     if not ids:
         return {}, {}
     rows = await drv.fetch(_VERSIONS_SQL, tenant_id, ids)
+    return await _versions_from_rows(drv, tenant_id, rows)
+
+
+async def _versions_from_rows(
+    drv: Any, tenant_id: str, rows: Sequence[Any]
+) -> tuple[dict[str, list[ContractVersion]], dict[str, PayerRecord]]:
     missing = [
         (r["contract_id"], r["version"])
         for r in rows
@@ -420,6 +429,98 @@ async def patient_with_spans(
     )
     spans = [span_from_record(r) for r in rows if r["span_id"] is not None]
     return patient, spans
+
+
+class _VersionRow(msgspec.Struct, frozen=True):
+    """One contract version with its payer, as the combined query returns it in JSON."""
+
+    contract_id: str
+    version: int
+    effective_from: date
+    effective_to: date | None
+    id: str
+    tenant_id: str
+    name: str
+    x12_payer_id: str
+    receiver_id: str
+    receiver_name: str
+    claim_filing_indicator: str
+    timely_filing_days: int
+    appeal_window_days: int
+    transport: str
+    trading_partner_id: str
+    payer_version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+_PATIENT_SPANS_VERSIONS_SQL = f"""
+WITH pat AS (
+    SELECT id, patient_ref, first_name, last_name, birth_date, sex, address1, city, state, zip
+    FROM coverage.patients WHERE tenant_id = $1 AND patient_ref = $2
+), s AS (
+    SELECT v.* FROM coverage.coverage_span_versions v JOIN pat ON v.patient_id = pat.id
+    WHERE v.tenant_id = $1
+), vv AS (
+    SELECT coalesce(json_agg(json_build_object(
+        'contract_id', cv.contract_id::text, 'version', cv.version,
+        'effective_from', cv.effective_from, 'effective_to', cv.effective_to,
+        'id', p.id::text, 'tenant_id', p.tenant_id, 'name', p.name,
+        'x12_payer_id', p.x12_payer_id, 'receiver_id', p.receiver_id,
+        'receiver_name', p.receiver_name, 'claim_filing_indicator', p.claim_filing_indicator,
+        'timely_filing_days', p.timely_filing_days, 'appeal_window_days', p.appeal_window_days,
+        'transport', p.transport, 'trading_partner_id', p.trading_partner_id,
+        'payer_version', p.version, 'created_at', p.created_at, 'updated_at', p.updated_at
+    ) ORDER BY cv.contract_id, cv.version), '[]') AS versions
+    FROM coverage.contract_versions cv
+    JOIN coverage.contracts c ON c.id = cv.contract_id
+    JOIN coverage.payers p ON p.id = c.payer_id
+    WHERE cv.tenant_id = $1 AND cv.contract_id IN (SELECT contract_id FROM s)
+)
+SELECT pat.id::text AS pid, pat.patient_ref, pat.first_name, pat.last_name, pat.birth_date,
+       pat.sex, pat.address1, pat.city, pat.state, pat.zip,
+       s.{_SPAN_COLUMNS.replace(", ", ", s.")}, vv.versions::text AS versions
+FROM pat LEFT JOIN s ON true CROSS JOIN vv
+ORDER BY s.recorded_at, s.id
+"""  # noqa: S608 - a constant column list, no input
+
+
+async def patient_spans_and_versions(
+    drv: Any, tenant_id: str, patient_ref: str
+) -> (
+    tuple[
+        tuple[PatientBrief, list[SpanVersion]],
+        dict[str, list[ContractVersion]],
+        dict[str, PayerRecord],
+    ]
+    | None
+):
+    """The eligibility read in ONE round trip (a second only on a terms-cache miss): the
+    patient, every version of every span, and every version of the contracts they name with
+    each contract's payer. Round trips dominate this path's cost on a small machine."""
+    rows = await drv.fetch(_PATIENT_SPANS_VERSIONS_SQL, tenant_id, patient_ref)
+    if not rows:
+        return None
+    r0 = rows[0]
+    patient = PatientBrief(
+        r0["pid"],
+        r0["patient_ref"],
+        r0["first_name"],
+        r0["last_name"],
+        r0["birth_date"],
+        r0["sex"],
+        r0["address1"],
+        r0["city"],
+        r0["state"],
+        r0["zip"],
+    )
+    spans = [span_from_record(r) for r in rows if r["span_id"] is not None]
+    version_rows = msgspec.json.decode(r0["versions"], type=list[_VersionRow])
+    versions, payers = await _versions_from_rows(drv, tenant_id, version_rows)
+    return (patient, spans), versions, payers
 
 
 _PATIENTS_SPANS_MANY_SQL = _PATIENT_SPANS_SQL.replace(

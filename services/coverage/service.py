@@ -887,7 +887,13 @@ async def evaluate(
     asked when a covering contract limits this service type. `loaded`/`versions` let batch
     callers pass what they fetched for many patients at once."""
     drv = None
-    if loaded is None:
+    if loaded is None and versions is None:
+        drv = await repo.driver(conn)
+        combined = await repo.patient_spans_and_versions(drv, tenant_id, patient_ref)
+        if combined is None:
+            return None
+        loaded, versions, payers = combined
+    elif loaded is None:
         drv = await repo.driver(conn)
         loaded = await repo.patient_with_spans(drv, tenant_id, patient_ref)
         if loaded is None:

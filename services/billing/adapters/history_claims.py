@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.ports import PriorService
 
-_SQL = text(
-    """
+_SQL_TEXT = """
     SELECT c.date_of_service AS dos, c.service_type, c.billing_tin AS tin,
            coalesce((SELECT l.procedure_code FROM billing.claim_lines l
                      WHERE l.claim_id = c.id ORDER BY l.line_no LIMIT 1), '') AS code,
@@ -35,23 +35,41 @@ _SQL = text(
       AND s.state IN ('received', 'awaiting_pricing')
       AND (CAST(:before AS date) IS NULL OR s.date_of_service < CAST(:before AS date))
     ORDER BY 1
-    """
+"""
+_SQL = text(_SQL_TEXT)
+# The same statement for a raw asyncpg connection (the eligibility API's read-only path).
+_SQL_RAW = (
+    _SQL_TEXT.replace(":tenant", "$1").replace(":ref", "$2").replace(":before", "$3")
 )
 
 
 class ClaimHistory:
     async def prior_services(
-        self, conn: AsyncConnection, *, tenant_id: str, patient_ref: str, before: date | None = None
+        self,
+        conn: AsyncConnection | Any,
+        *,
+        tenant_id: str,
+        patient_ref: str,
+        before: date | None = None,
     ) -> Sequence[PriorService]:
-        rows = await conn.execute(_SQL, {"tenant": tenant_id, "ref": patient_ref, "before": before})
+        rows: Any
+        if isinstance(conn, AsyncConnection):
+            rows = [
+                r._mapping
+                for r in await conn.execute(
+                    _SQL, {"tenant": tenant_id, "ref": patient_ref, "before": before}
+                )
+            ]
+        else:
+            rows = await conn.fetch(_SQL_RAW, tenant_id, patient_ref, before)
         return [
             PriorService(
-                dos=r.dos,
-                service_type=r.service_type,
-                tin=r.tin,
-                code=r.code,
-                payer_id=r.payer_id,
-                contract_id=r.contract_id,
+                dos=r["dos"],
+                service_type=r["service_type"],
+                tin=r["tin"],
+                code=r["code"],
+                payer_id=r["payer_id"],
+                contract_id=r["contract_id"],
             )
             for r in rows
         ]
