@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.billing import remittance_tasks, submission_tasks
 from services.billing import tasks as billing_tasks
 from shared.config import Settings
 from shared.jobs import worker_settings
 
 
 def build_worker_settings(settings: Settings) -> dict[str, Any]:
-    return worker_settings(settings, [*billing_tasks.FUNCTIONS])
+    return worker_settings(
+        settings,
+        [
+            *billing_tasks.FUNCTIONS,
+            *submission_tasks.FUNCTIONS,
+            *remittance_tasks.FUNCTIONS,
+        ],
+        [
+            *submission_tasks.cron_jobs(settings),
+            *remittance_tasks.cron_jobs(settings),
+        ],
+    )
 
 
 def make_worker_settings_class(settings: Settings) -> type:

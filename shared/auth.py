@@ -56,6 +56,17 @@ POLICY: Mapping[str, frozenset[Role]] = {
     "patients.write": frozenset({_R.MANAGER, _R.ADMIN}),
     "rosters.import": frozenset({_R.MANAGER, _R.ADMIN}),
     "eligibility.check": frozenset({_R.INTAKE, _R.BILLER, _R.MANAGER, _R.ADMIN}),
+    "pmpm.run": frozenset({_R.MANAGER, _R.ADMIN}),
+    "pmpm.read": frozenset({_R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "pmpm.payments": frozenset({_R.MANAGER, _R.ADMIN}),
+    "submissions.run": frozenset({_R.MANAGER, _R.ADMIN}),
+    "batches.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "acks.ingest": frozenset({_R.MANAGER, _R.ADMIN}),
+    "remittance.ingest": frozenset({_R.MANAGER, _R.ADMIN}),
+    "remittance.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "work_items.read": frozenset({_R.BILLER, _R.MANAGER, _R.AUDITOR, _R.ADMIN}),
+    "work_items.work": frozenset({_R.BILLER, _R.MANAGER, _R.ADMIN}),
+    "reports.read": frozenset({_R.MANAGER, _R.AUDITOR, _R.ADMIN}),
 }
 
 

@@ -45,8 +45,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_batch_size: int = 200
     #: Where embedded services and mailbox files live when not configured.
     var_dir: str = "var"
-    #: Minutes between automatic submission runs (used from the submission issue on).
+    #: Minutes between automatic submission runs (and acknowledgment/remittance inbox reads).
     submission_every_minutes: int = 5
+    #: The directory mailbox (outbox/, inbox/, archive/, quarantine/); empty: <var_dir>/mailbox.
+    clearinghouse_dir: str = ""
+    #: HTTP clearinghouse (the `http` transport): URL and the auth header ("Name: value").
+    clearinghouse_url: str = ""
+    clearinghouse_auth_header: str = ""
+    clearinghouse_timeout_seconds: float = 30.0
+    #: Transient send failures are retried with exponential backoff and jitter, then the
+    #: batch becomes a work item.
+    submission_retry_attempts: int = 5
+    submission_retry_base_seconds: float = 2.0
+    submission_retry_max_seconds: float = 60.0
+    #: 837P 1000A submitter and the ISA15 usage indicator (T test, P production).
+    submitter_id: str = "MTMBILLING"
+    submitter_name: str = "MTM BILLING"
+    submitter_contact: str = "BILLING OFFICE"
+    submitter_phone: str = "5555550100"
+    x12_usage: Literal["T", "P"] = "T"
+    submission_max_claims_per_file: int = 5000
+    submission_max_claims_per_run: int = 50_000
     #: Name of the arq queue.
     queue_name: str = "mtm:queue"
 

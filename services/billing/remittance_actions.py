@@ -1,0 +1,676 @@
+"""What a biller does with a work item. Every action is validated against the claim's state
+(`claim_state.transition`, a 409 with the allowed events otherwise), bumps the claim's
+`version`, appends audit events to the claim and the work item, and resolves the item with its
+disposition, all in the caller's transaction.
+
+* correct & resubmit: a replacement claim (frequency 7, REF*F8 = the payer ICN) copied from the
+  claim with the biller's corrections, re-scrubbed (it must pass) and created `ready` so the
+  submission cron sends it; the original becomes `replaced`. A *rejected* claim was never
+  filed: it is corrected in place and goes back to `ready` as an original.
+* void: a frequency 8 claim with the payer ICN, created `ready`; the original becomes `voided`.
+* appeal: recorded with its deadline and a letter draft built from the claim's evidence; the
+  claim becomes `appealed`. Refused when the remark codes bar an appeal or the deadline passed.
+* write off, reason-coded (contractual, timely filing, no authorization, other): a write_offs
+  row (kept apart in the KPIs), the claim becomes `written_off`.
+* bill another payer / bill the patient: the claim is closed with that disposition (the new
+  payer's claim or the patient statement is a separate record). Billing the patient is refused
+  for a CO (contractual obligation) denial.
+* reopen: a resolved item goes back to open; a written-off claim that was never adjudicated
+  (rejected) goes back to `ready`, and its write-off is reversed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.billing import claim_repository as repo
+from services.billing import claims_manage
+from services.billing.claims_build import findings_json, patient_control_number
+from services.billing.domain.claim_state import ClaimEvent, ClaimStatus
+from services.billing.domain.work_items import WorkItemStatus
+from services.billing.remittance_schemas import (
+    ActionResult,
+    BillOtherPayer,
+    CorrectResubmit,
+    SimpleAction,
+    WriteOffAction,
+)
+from services.billing.schemas import ClaimPatch
+from services.billing.tables import claim_lines, claims, sessions
+from services.billing.tables_remittance import appeals, write_offs
+from services.billing.work_queue import get_row, item_read, set_status
+from shared import audit
+from shared.auth import Principal
+from shared.clock import utc_now, utc_today
+from shared.errors import Conflict, FieldProblem, RuleViolation
+from shared.money import format_cents, parse_amount
+from shared.tables import audit_events
+
+__all__ = [
+    "appeal",
+    "bill_other_payer",
+    "bill_patient",
+    "correct_resubmit",
+    "reopen",
+    "void",
+    "write_off",
+]
+
+
+async def _begin(conn: AsyncConnection, principal: Principal, item_id: str) -> tuple[Any, Any]:
+    item = await get_row(conn, principal.tenant_id, item_id, for_update=True)
+    if item.status == WorkItemStatus.RESOLVED.value:
+        raise Conflict(
+            "the work item is already resolved",
+            code="invalid_transition",
+            action="reopen it first (POST .../actions/reopen)",
+        )
+    if item.claim_id is None:
+        raise Conflict(
+            "this work item has no claim of ours (unmatched remittance or batch failure)",
+            code="no_claim",
+            action="find the claim, add a note and resolve it through the claim",
+        )
+    claim = await repo.get_claim(conn, principal.tenant_id, str(item.claim_id), for_update=True)
+    if claim is None:  # pragma: no cover - claims are never deleted
+        raise Conflict("the claim of this work item is gone", code="no_claim")
+    return item, claim
+
+
+async def _move(
+    conn: AsyncConnection,
+    principal: Principal,
+    row: Any,
+    target: ClaimStatus,
+    event: ClaimEvent,
+    reason: str,
+    request_id: str | None,
+    *,
+    values: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> str:
+    move = claims_manage._transition(row.status, target, reason, event)
+    ok = await repo.update_claim(
+        conn,
+        principal.tenant_id,
+        str(row.id),
+        row.version,
+        {
+            "status": move.target.value,
+            "status_reason": move.reason[:500],
+            "updated_at": utc_now(),
+            **(values or {}),
+        },
+    )
+    if not ok:  # pragma: no cover - the row is locked
+        raise Conflict("the claim changed", code="stale_version")
+    await audit.append(
+        conn,
+        tenant_id=principal.tenant_id,
+        entity_type="claim",
+        entity_id=str(row.id),
+        action=f"claim.{move.event.value}",
+        actor=principal.actor,
+        request_id=request_id,
+        reason=move.reason,
+        before={"status": move.source.value},
+        after={"status": move.target.value, **(after or {})},
+    )
+    return move.target.value
+
+
+async def _resolve(
+    conn: AsyncConnection,
+    principal: Principal,
+    item: Any,
+    disposition: str,
+    reason: str,
+    request_id: str | None,
+) -> Any:
+    row = item
+    if row.status == WorkItemStatus.OPEN.value:
+        row = await set_status(
+            conn,
+            row,
+            tenant_id=principal.tenant_id,
+            actor=principal.actor,
+            target=WorkItemStatus.IN_PROGRESS,
+            reason=reason,
+            request_id=request_id,
+            assignee=principal.actor,
+        )
+    return await set_status(
+        conn,
+        row,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        target=WorkItemStatus.RESOLVED,
+        reason=reason,
+        request_id=request_id,
+        disposition=disposition,
+    )
+
+
+def _need_icn(claim: Any, what: str) -> str:
+    if not claim.payer_icn:
+        raise Conflict(
+            f"a {what} needs the payer's claim number (CLP07) and this claim has none",
+            code="no_payer_icn",
+            action="a claim the payer never adjudicated is corrected as a new original",
+        )
+    return str(claim.payer_icn)
+
+
+def _patch(cmd: CorrectResubmit, version: int) -> ClaimPatch | None:
+    if all(
+        v is None
+        for v in (
+            cmd.diagnoses,
+            cmd.member_id,
+            cmd.rendering_provider,
+            cmd.billing_provider,
+            cmd.lines,
+        )
+    ):
+        return None
+    return ClaimPatch(
+        version=version,
+        reason=cmd.reason,
+        diagnoses=cmd.diagnoses,
+        member_id=cmd.member_id,
+        rendering_provider=cmd.rendering_provider,
+        billing_provider=cmd.billing_provider,
+        lines=cmd.lines,
+    )
+
+
+async def _new_claim_version(
+    conn: AsyncConnection,
+    principal: Principal,
+    claim: Any,
+    snapshot: Any,
+    *,
+    frequency: str,
+    scrub: list[dict[str, Any]],
+    reason: str,
+    request_id: str | None,
+) -> str:
+    """Insert the frequency 7/8 claim (next claim_version, new CLM01, the payer ICN)."""
+    series = (
+        await conn.execute(
+            select(func.max(claims.c.claim_version)).where(
+                claims.c.tenant_id == principal.tenant_id,
+                claims.c.session_id == claim.session_id,
+            )
+        )
+    ).scalar_one()
+    seq = (await repo.next_pcn_numbers(conn, 1))[0]
+    new_id = str(uuid.uuid4())
+    lines = snapshot.line_values()
+    values = {
+        k: v for k, v in claim._mapping.items() if k not in ("id", "created_at", "updated_at")
+    }
+    values.update(
+        id=new_id,
+        claim_version=int(series or 1) + 1,
+        frequency_code=frequency,
+        patient_control_number=patient_control_number(principal.tenant_id, seq),
+        payer_icn=claim.payer_icn,
+        replaces_claim_id=str(claim.id),
+        status=ClaimStatus.READY.value,
+        status_reason=(
+            f"{'replacement' if frequency == '7' else 'void'} of {claim.patient_control_number}"
+        ),
+        billing_provider=snapshot.billing,
+        rendering_provider=snapshot.rendering,
+        subscriber=snapshot.subscriber,
+        diagnoses=snapshot.diagnoses,
+        billing_tin=snapshot.billing["tin"][:9],
+        total_charge_cents=sum(ln["charge_cents"] for ln in lines),
+        expected_cents=sum(ln["expected_cents"] for ln in lines),
+        scrub=scrub,
+        hold_reasons=[],
+        version=1,
+    )
+    await conn.execute(claims.insert().values(**values))
+    await conn.execute(claim_lines.insert(), [{**ln, "claim_id": new_id} for ln in lines])
+    await audit.append(
+        conn,
+        tenant_id=principal.tenant_id,
+        entity_type="claim",
+        entity_id=new_id,
+        action="claim.created",
+        actor=principal.actor,
+        request_id=request_id,
+        reason=reason,
+        after={
+            "status": ClaimStatus.READY.value,
+            "frequency_code": frequency,
+            "claim_version": values["claim_version"],
+            "replaces_claim_id": str(claim.id),
+            "payer_icn": claim.payer_icn,
+            "patient_control_number": values["patient_control_number"],
+        },
+        new_entity=True,
+    )
+    return new_id
+
+
+async def correct_resubmit(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: CorrectResubmit,
+    *,
+    request_id: str | None,
+) -> ActionResult:
+    item, claim = await _begin(conn, principal, item_id)
+    snapshot = claims_manage._snapshot(claim, await repo.lines_of(conn, str(claim.id)))
+    patch = _patch(cmd, claim.version)
+    changed: dict[str, Any] = {}
+    if patch is not None:
+        _, changed, _ = claims_manage._apply(snapshot, patch)
+    if claim.status == ClaimStatus.REJECTED.value:
+        # Never filed: fix this claim and send it again as an original.
+        checked = await claims_manage._rescrub(conn, principal, claim, snapshot)
+        if not checked.passed:
+            raise claims_manage._scrub_failed(checked)
+        lines = snapshot.line_values()
+        await repo.replace_lines(conn, str(claim.id), lines)
+        status = await _move(
+            conn,
+            principal,
+            claim,
+            ClaimStatus.READY,
+            ClaimEvent.CORRECT,
+            cmd.reason,
+            request_id,
+            values={
+                "billing_provider": snapshot.billing,
+                "rendering_provider": snapshot.rendering,
+                "subscriber": snapshot.subscriber,
+                "diagnoses": snapshot.diagnoses,
+                "total_charge_cents": sum(ln["charge_cents"] for ln in lines),
+                "expected_cents": sum(ln["expected_cents"] for ln in lines),
+                "scrub": findings_json(checked.findings),
+                "hold_reasons": [],
+            },
+            after={"corrected": sorted(changed), "work_item_id": str(item.id)},
+        )
+        done = await _resolve(conn, principal, item, "new_claim", cmd.reason, request_id)
+        return ActionResult(item_read(done), str(claim.id), status)
+    icn = _need_icn(claim, "replacement claim")
+    # The original leaves first, so the replacement's duplicate check does not count it.
+    status = await _move(
+        conn,
+        principal,
+        claim,
+        ClaimStatus.REPLACED,
+        ClaimEvent.REPLACE,
+        cmd.reason,
+        request_id,
+        after={"payer_icn": icn, "corrected": sorted(changed), "work_item_id": str(item.id)},
+    )
+    draft_row = SimpleNamespace(
+        **{**claim._mapping, "frequency_code": "7", "payer_icn": icn, "status": "ready"}
+    )
+    checked = await claims_manage._rescrub(conn, principal, draft_row, snapshot)
+    if not checked.passed:
+        raise claims_manage._scrub_failed(checked)
+    new_id = await _new_claim_version(
+        conn,
+        principal,
+        claim,
+        snapshot,
+        frequency="7",
+        scrub=findings_json(checked.findings),
+        reason=cmd.reason,
+        request_id=request_id,
+    )
+    done = await _resolve(conn, principal, item, "correct_resubmit", cmd.reason, request_id)
+    return ActionResult(item_read(done), str(claim.id), status, new_claim_id=new_id)
+
+
+async def void(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: SimpleAction,
+    *,
+    request_id: str | None,
+) -> ActionResult:
+    item, claim = await _begin(conn, principal, item_id)
+    icn = _need_icn(claim, "void")
+    status = await _move(
+        conn,
+        principal,
+        claim,
+        ClaimStatus.VOIDED,
+        ClaimEvent.VOID,
+        cmd.reason,
+        request_id,
+        after={"payer_icn": icn, "work_item_id": str(item.id)},
+    )
+    snapshot = claims_manage._snapshot(claim, await repo.lines_of(conn, str(claim.id)))
+    new_id = await _new_claim_version(
+        conn,
+        principal,
+        claim,
+        snapshot,
+        frequency="8",
+        scrub=list(claim.scrub or []),
+        reason=cmd.reason,
+        request_id=request_id,
+    )
+    done = await _resolve(conn, principal, item, "void", cmd.reason, request_id)
+    return ActionResult(item_read(done), str(claim.id), status, new_claim_id=new_id)
+
+
+async def _letter(conn: AsyncConnection, principal: Principal, item: Any, claim: Any) -> str:
+    """An appeal letter draft from what the claim can prove (no secrets, for a person to edit)."""
+    session = (
+        await conn.execute(select(sessions.c.payload).where(sessions.c.id == claim.session_id))
+    ).scalar_one_or_none() or {}
+    coding = claim.coding or {}
+    elig = claim.eligibility or {}
+    payer = (elig.get("payer") or {}).get("name") or "the plan"
+    acks = list(
+        await conn.execute(
+            select(audit_events.c.action, audit_events.c.occurred_at, audit_events.c.after)
+            .where(
+                audit_events.c.tenant_id == principal.tenant_id,
+                audit_events.c.entity_type == "claim",
+                audit_events.c.entity_id == str(claim.id),
+            )
+            .order_by(audit_events.c.seq)
+        )
+    )
+    reasons = item.reasons or [{}]
+    denial = reasons[0]
+    lines = list(await repo.lines_of(conn, str(claim.id)))
+    out = [
+        f"Re: Request for reconsideration - claim {claim.patient_control_number}"
+        + (f", payer claim number {claim.payer_icn}" if claim.payer_icn else ""),
+        f"Date of service: {claim.date_of_service.isoformat()}",
+        f"To: {payer} appeals department",
+        "",
+        (
+            f"We ask you to reconsider the denial ({denial.get('code', 'see remittance')}: "
+            f"{denial.get('description', '')}) of {format_cents(item.amount_cents)} for the "
+            "medication therapy management service described below."
+        ),
+        "",
+        "Services billed:",
+        *[
+            f"  - {ln.procedure_code}"
+            + (f"-{'-'.join(ln.modifiers)}" if ln.modifiers else "")
+            + f" x {ln.units} unit(s), {format_cents(ln.charge_cents)}"
+            for ln in lines
+        ],
+        "",
+        "Documented time and coding rationale:",
+        f"  {coding.get('minutes', 'n/a')} documented minutes. {coding.get('rationale', '')}".rstrip(),
+        f"  Coding rule version: {coding.get('rule_version') or 'n/a'}.",
+    ]
+    interventions = session.get("interventions") or []
+    if interventions:
+        out += ["", "Interventions documented during the session:"]
+        out += [
+            f"  - {i.get('type')}: {i.get('dtp_category')} - {i.get('recommendation')} "
+            f"(outcome: {i.get('outcome')}, prescriber contacted: "
+            f"{'yes' if i.get('prescriber_contacted') else 'no'})"
+            for i in interventions
+        ]
+    out += [
+        "",
+        "Eligibility evidence:",
+        (
+            f"  Coverage verified on {elig.get('checked_on', 'n/a')} for the date of service: "
+            f"{'eligible' if elig.get('eligible') else 'see attached'}."
+        ),
+    ]
+    ack_lines = [
+        f"  - {a.action} on {a.occurred_at.date().isoformat()}"
+        for a in acks
+        if "ack" in a.action or (a.after or {}).get("status") in ("submitted", "accepted")
+    ]
+    if ack_lines:
+        out += ["", "Filing and acknowledgment record (proof of timely filing):", *ack_lines]
+    out += [
+        "",
+        "Enclosed: session documentation and time record. Please reprocess the claim.",
+        "",
+        "Sincerely,",
+        "Billing department",
+    ]
+    return "\n".join(out)
+
+
+async def appeal(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: SimpleAction,
+    *,
+    request_id: str | None,
+    today: date | None = None,
+) -> ActionResult:
+    today = today or utc_today()
+    item, claim = await _begin(conn, principal, item_id)
+    if item.no_appeal:
+        raise Conflict(
+            "this decision cannot be appealed (remark codes or a rejection say so)",
+            code="no_appeal_rights",
+            action="correct and resubmit, or write off",
+        )
+    if item.appeal_deadline is not None and item.appeal_deadline < today:
+        raise Conflict(
+            f"the appeal deadline ({item.appeal_deadline.isoformat()}) has passed",
+            code="appeal_deadline_passed",
+            action="write off, or reopen with proof of timely filing",
+        )
+    letter = await _letter(conn, principal, item, claim)
+    status = await _move(
+        conn,
+        principal,
+        claim,
+        ClaimStatus.APPEALED,
+        ClaimEvent.APPEAL,
+        cmd.reason,
+        request_id,
+        after={"work_item_id": str(item.id), "deadline": str(item.appeal_deadline)},
+    )
+    appeal_id = str(uuid.uuid4())
+    await conn.execute(
+        appeals.insert().values(
+            id=appeal_id,
+            tenant_id=principal.tenant_id,
+            claim_id=claim.id,
+            work_item_id=item.id,
+            payer_id=claim.payer_id,
+            amount_cents=item.amount_cents,
+            deadline=item.appeal_deadline,
+            letter=letter,
+            status="filed",
+            filed_on=today,
+            created_by=principal.actor,
+        )
+    )
+    done = await _resolve(conn, principal, item, "appeal", cmd.reason, request_id)
+    return ActionResult(
+        item_read(done), str(claim.id), status, appeal_id=appeal_id, appeal_letter=letter
+    )
+
+
+async def write_off(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: WriteOffAction,
+    *,
+    request_id: str | None,
+    today: date | None = None,
+) -> ActionResult:
+    today = today or utc_today()
+    item, claim = await _begin(conn, principal, item_id)
+    amount = parse_amount(cmd.amount) if cmd.amount is not None else item.amount_cents
+    if amount <= 0:
+        raise RuleViolation(
+            "a write-off needs a positive amount",
+            code="invalid_amount",
+            errors=(FieldProblem("amount", "must be more than 0.00"),),
+        )
+    status = await _move(
+        conn,
+        principal,
+        claim,
+        ClaimStatus.WRITTEN_OFF,
+        ClaimEvent.WRITE_OFF,
+        f"{cmd.reason_code.value}: {cmd.reason}",
+        request_id,
+        after={"reason_code": cmd.reason_code.value, "amount_cents": amount},
+    )
+    wo_id = str(uuid.uuid4())
+    await conn.execute(
+        write_offs.insert().values(
+            id=wo_id,
+            tenant_id=principal.tenant_id,
+            claim_id=claim.id,
+            work_item_id=item.id,
+            payer_id=claim.payer_id,
+            reason=cmd.reason_code.value,
+            amount_cents=amount,
+            note=cmd.reason,
+            written_off_on=today,
+            created_by=principal.actor,
+        )
+    )
+    done = await _resolve(conn, principal, item, "write_off", cmd.reason, request_id)
+    return ActionResult(item_read(done), str(claim.id), status, write_off_id=wo_id)
+
+
+async def bill_other_payer(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: BillOtherPayer,
+    *,
+    request_id: str | None,
+) -> ActionResult:
+    item, claim = await _begin(conn, principal, item_id)
+    status = await _move(
+        conn,
+        principal,
+        claim,
+        ClaimStatus.CLOSED,
+        ClaimEvent.BILL_OTHER_PAYER,
+        cmd.reason,
+        request_id,
+        after={"other_payer": cmd.payer_name, "other_payer_npi": cmd.payer_npi},
+    )
+    done = await _resolve(conn, principal, item, "bill_other_payer", cmd.reason, request_id)
+    return ActionResult(item_read(done), str(claim.id), status)
+
+
+async def bill_patient(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: SimpleAction,
+    *,
+    request_id: str | None,
+) -> ActionResult:
+    item, claim = await _begin(conn, principal, item_id)
+    group = (item.reasons or [{}])[0].get("group")
+    if group == "CO":
+        raise Conflict(
+            "a CO (contractual obligation) denial may not be billed to the patient",
+            code="contractual_obligation",
+            action="appeal, correct and resubmit, or write off",
+        )
+    status = await _move(
+        conn,
+        principal,
+        claim,
+        ClaimStatus.CLOSED,
+        ClaimEvent.BILL_PATIENT,
+        cmd.reason,
+        request_id,
+        after={"patient_amount_cents": item.amount_cents},
+    )
+    done = await _resolve(conn, principal, item, "bill_patient", cmd.reason, request_id)
+    return ActionResult(item_read(done), str(claim.id), status)
+
+
+async def reopen(
+    conn: AsyncConnection,
+    principal: Principal,
+    item_id: str,
+    cmd: SimpleAction,
+    *,
+    request_id: str | None,
+    today: date | None = None,
+) -> ActionResult:
+    today = today or utc_today()
+    item = await get_row(conn, principal.tenant_id, item_id, for_update=True)
+    new = await set_status(
+        conn,
+        item,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        target=WorkItemStatus.OPEN,
+        reason=cmd.reason,
+        request_id=request_id,
+    )
+    claim_status = None
+    if item.claim_id is not None:
+        claim = await repo.get_claim(conn, principal.tenant_id, str(item.claim_id), for_update=True)
+        claim_status = claim.status if claim else None
+        if claim is not None and claim.status == ClaimStatus.WRITTEN_OFF.value:
+            if claim.payer_icn:
+                raise Conflict(
+                    "the payer adjudicated this claim: a write-off is undone by an appeal or a "
+                    "replacement claim, not by reopening",
+                    code="invalid_transition",
+                    action="appeal or correct and resubmit",
+                )
+            claim_status = await _move(
+                conn,
+                principal,
+                claim,
+                ClaimStatus.READY,
+                ClaimEvent.REOPEN,
+                cmd.reason,
+                request_id,
+            )
+            net = await conn.execute(
+                select(write_offs.c.reason, func.sum(write_offs.c.amount_cents).label("net"))
+                .where(
+                    write_offs.c.tenant_id == principal.tenant_id,
+                    write_offs.c.claim_id == claim.id,
+                )
+                .group_by(write_offs.c.reason)
+            )
+            for wo in net:
+                if wo.net and wo.net > 0:
+                    await conn.execute(
+                        write_offs.insert().values(
+                            id=str(uuid.uuid4()),
+                            tenant_id=principal.tenant_id,
+                            claim_id=claim.id,
+                            work_item_id=item.id,
+                            payer_id=claim.payer_id,
+                            reason=wo.reason,
+                            amount_cents=-int(wo.net),
+                            note=f"reversed on reopen: {cmd.reason}",
+                            written_off_on=today,
+                            created_by=principal.actor,
+                        )
+                    )
+    return ActionResult(item_read(new), str(item.claim_id) if item.claim_id else None, claim_status)

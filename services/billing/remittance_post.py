@@ -1,0 +1,868 @@
+"""Posting a balanced 835: every CLP becomes a claim payment, set-based.
+
+Posting model (a ledger, never an overwrite):
+
+* Each CLP is one `claim_payments` row with its lines and every CAS adjustment (group, CARC,
+  amount, kind: contractual / patient responsibility / denial, from the versioned tables).
+  Amounts are as the payer sent them, so a reversal (CLP02 22) is a row of negated amounts.
+  What a claim has been paid is the *sum* of its rows: original + reversal (-original) +
+  correction = the correction, which is why a reversal and its correction never double count.
+* A claim is matched by CLP01 (our CLM01, unique per claim version). A reversal is matched by
+  CLP07 to the payment it takes back (that payment's claim, so the reversal of a replaced
+  claim lands on the original even when CLP01 names the replacement), else by CLP01.
+* The claim's status follows `decide_remit` (the adjustments, never CLP02 = 4 alone):
+  paid / patient responsibility only -> paid, partially_paid, denied; moved through
+  `claim_state.transition`, version bumped, one audit event per move. CLP07 becomes the
+  claim's payer ICN (the latest adjudication's, which a replacement must quote).
+* Work items: every denial and partial denial (beyond contractual and patient
+  responsibility), every CLP we cannot match, a payment that needs review, a posting the claim
+  state does not allow, and a reversal not followed by a correction (unless the claim was
+  voided or replaced). A full payment resolves the claim's open items; an appealed claim's
+  appeal is marked won or lost.
+* PLB entries are stored as sent (WO recoupments, FB forward balances, CT capitation for
+  PMPM reconciliation, L6 interest, ...).
+
+Everything is written with a handful of statements whatever the file size (rows travel as
+JSON documents unpacked by `jsonb_to_recordset`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.billing.claim_repository import audit_heads, driver
+from services.billing.domain.adjustments import (
+    GroupCode,
+    RemitAdjustment,
+    RemitClaim,
+    RemitDecision,
+    RemitLine,
+    RemitOutcome,
+    decide_remit,
+)
+from services.billing.domain.claim_state import (
+    ClaimEvent,
+    ClaimStatus,
+    InvalidTransition,
+    transition,
+)
+from services.billing.domain.work_items import (
+    Route,
+    WorkItemCategory,
+    appeal_deadline,
+    category_for_denial,
+    priority,
+    recommend,
+)
+from services.billing.remittance_codes import db_code_tables
+from shared.audit import GENESIS, build_event
+from shared.codes import DefaultAction
+from shared.x12.x835 import ClaimPayment, Remittance
+
+__all__ = ["PostingResult", "post_remittances"]
+
+_encode = msgspec.json.Encoder().encode
+_GROUPS = {g.value: g for g in GroupCode}
+_TARGET = {
+    RemitOutcome.PAID: (ClaimStatus.PAID, ClaimEvent.REMIT_PAID),
+    RemitOutcome.PATIENT_RESPONSIBILITY: (ClaimStatus.PAID, ClaimEvent.REMIT_PAID),
+    RemitOutcome.PARTIALLY_PAID: (ClaimStatus.PARTIALLY_PAID, ClaimEvent.REMIT_PARTIAL),
+    RemitOutcome.DENIED: (ClaimStatus.DENIED, ClaimEvent.REMIT_DENIED),
+}
+DEFAULT_APPEAL_WINDOW_DAYS = 120
+
+
+@dataclass(slots=True)
+class PostingResult:
+    matched: int = 0
+    unmatched: int = 0
+    work_items: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Claim:
+    id: str
+    status: str
+    version: int
+    payer_id: str | None
+    tf_deadline: date | None
+    appeal_window: int
+    events: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    icn: str | None = None
+    moved: bool = False
+    pending_reversal: int | None = None  # cents taken back and not yet re-adjudicated
+    paid_in_full: bool = False
+    appeal_result: str | None = None
+
+
+def _remit_claim(cp: ClaimPayment) -> RemitClaim:
+    def adj(a: Any) -> RemitAdjustment:
+        return RemitAdjustment(_GROUPS.get(a.group, GroupCode.OA), a.carc, a.amount)
+
+    return RemitClaim(
+        status_code=cp.status,
+        charge_cents=cp.charge,
+        paid_cents=cp.paid,
+        adjustments=tuple(adj(a) for a in cp.adjustments),
+        lines=tuple(
+            RemitLine(
+                ln.code,
+                ln.charge,
+                ln.paid,
+                tuple(adj(a) for a in ln.adjustments),
+                tuple(ln.remark_codes),
+            )
+            for ln in cp.lines
+        ),
+    )
+
+
+_LOOKUP_PRIOR = text(
+    """
+    SELECT DISTINCT ON (payer_icn) payer_icn, id::text AS id, claim_id::text AS claim_id
+    FROM billing.claim_payments
+    WHERE tenant_id = :t AND payer_icn = ANY(CAST(:icns AS text[])) AND status_code <> '22'
+    ORDER BY payer_icn, created_at DESC, seq DESC
+    """
+)
+_LOCK_CLAIMS = text(
+    """
+    SELECT id::text AS id, patient_control_number AS pcn, status, version,
+           payer_id::text AS payer_id, timely_filing_deadline,
+           CAST(eligibility #>> '{payer,appeal_window_days}' AS int) AS appeal_window
+    FROM billing.claims
+    WHERE tenant_id = :t
+      AND (patient_control_number = ANY(CAST(:pcns AS text[]))
+           OR id = ANY(CAST(:ids AS uuid[])))
+    ORDER BY id
+    FOR UPDATE
+    """
+)
+
+_PAY_COLS = {
+    "id": "uuid",
+    "tenant_id": "text",
+    "remittance_file_id": "uuid",
+    "seq": "int",
+    "claim_id": "uuid",
+    "patient_control_number": "text",
+    "status_code": "text",
+    "charge_cents": "bigint",
+    "paid_cents": "bigint",
+    "patient_resp_cents": "bigint",
+    "allowed_cents": "bigint",
+    "contractual_cents": "bigint",
+    "denied_cents": "bigint",
+    "payer_icn": "text",
+    "reverses_payment_id": "uuid",
+    "filing_indicator": "text",
+    "outcome": "text",
+    "remarks": "jsonb",
+    "payer_code": "text",
+    "remit_date": "date",
+}
+_LINE_COLS = {
+    "claim_payment_id": "uuid",
+    "seq": "smallint",
+    "line_no": "smallint",
+    "procedure_code": "text",
+    "modifiers": "jsonb",
+    "units": "int",
+    "charge_cents": "bigint",
+    "paid_cents": "bigint",
+    "allowed_cents": "bigint",
+    "patient_resp_cents": "bigint",
+    "service_date": "date",
+    "remarks": "jsonb",
+}
+_ADJ_COLS = {
+    "claim_payment_id": "uuid",
+    "line_seq": "smallint",
+    "group_code": "text",
+    "carc": "text",
+    "amount_cents": "bigint",
+    "quantity": "int",
+    "kind": "text",
+}
+_PLB_COLS = {
+    "tenant_id": "text",
+    "remittance_file_id": "uuid",
+    "provider_id": "text",
+    "fiscal_period": "date",
+    "reason_code": "text",
+    "reference": "text",
+    "amount_cents": "bigint",
+    "payer_code": "text",
+}
+_WI_COLS = {
+    "id": "uuid",
+    "tenant_id": "text",
+    "dedupe_key": "text",
+    "source": "text",
+    "category": "text",
+    "claim_id": "uuid",
+    "batch_id": "text",
+    "claim_payment_id": "uuid",
+    "payer_id": "uuid",
+    "summary": "text",
+    "reasons": "jsonb",
+    "primary_reason": "text",
+    "recommended_action": "text",
+    "recommendation": "text",
+    "route": "text",
+    "amount_cents": "bigint",
+    "timely_filing_deadline": "date",
+    "appeal_deadline": "date",
+    "no_appeal": "boolean",
+    "priority_score": "float8",
+    "past_due": "boolean",
+    "status": "text",
+}
+_EVENT_COLS = {
+    "tenant_id": "text",
+    "entity_type": "text",
+    "entity_id": "text",
+    "seq": "int",
+    "action": "text",
+    "actor": "text",
+    "request_id": "text",
+    "reason": "text",
+    "before": "jsonb",
+    "after": "jsonb",
+    "occurred_at": "timestamptz",
+    "prev_hash": "text",
+    "hash": "text",
+}
+
+
+def _cols(types: dict[str, str]) -> tuple[str, str]:
+    return ", ".join(types), ", ".join(f"{k} {v}" for k, v in types.items())
+
+
+def _insert_sql(table: str, types: dict[str, str], param: str) -> str:
+    names, defs = _cols(types)
+    return (
+        f"INSERT INTO {table} ({names}) "  # noqa: S608 - constants only
+        f"SELECT {names} FROM jsonb_to_recordset({param}::jsonb) AS r({defs})"
+    )
+
+
+_INSERT_PAYMENTS = f"""
+WITH p AS ({_insert_sql("billing.claim_payments", _PAY_COLS, "$1")}),
+l AS ({_insert_sql("billing.line_payments", _LINE_COLS, "$2")}),
+a AS ({_insert_sql("billing.remit_adjustments", _ADJ_COLS, "$3")}),
+b AS ({_insert_sql("billing.provider_adjustments", _PLB_COLS, "$4")})
+SELECT 1
+"""
+_EV_NAMES, _EV_DEFS = _cols(_EVENT_COLS)
+_WI_NAMES, _WI_DEFS = _cols(_WI_COLS)
+_UPDATE_CLAIMS = f"""
+WITH u AS (
+    UPDATE billing.claims c
+    SET status = r.status, status_reason = r.reason, payer_icn = coalesce(r.icn, c.payer_icn),
+        version = c.version + 1, updated_at = now()
+    FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, status text, reason text, icn text)
+    WHERE c.id = r.id
+    RETURNING c.id
+)
+INSERT INTO audit.events ({_EV_NAMES})
+SELECT {_EV_NAMES} FROM jsonb_to_recordset($2::jsonb) AS r({_EV_DEFS})
+"""  # noqa: S608 - constants only
+_INSERT_WORK_ITEMS = f"""
+WITH ins AS (
+    INSERT INTO billing.work_items ({_WI_NAMES})
+    SELECT {_WI_NAMES} FROM jsonb_to_recordset($1::jsonb) AS r({_WI_DEFS})
+    ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
+    RETURNING id
+), ev AS (
+    INSERT INTO audit.events ({_EV_NAMES})
+    SELECT {_EV_NAMES} FROM jsonb_to_recordset($2::jsonb) AS r({_EV_DEFS})
+    WHERE r.entity_id IN (SELECT id::text FROM ins)
+)
+SELECT count(*) FROM ins
+"""  # noqa: S608 - constants only
+_RESOLVE_ITEMS = text(
+    """
+    UPDATE billing.work_items
+    SET status = 'resolved', disposition = 'paid_on_remit', resolved_at = now(),
+        updated_at = now(), version = version + 1
+    WHERE tenant_id = :t AND claim_id = ANY(CAST(:ids AS uuid[])) AND status <> 'resolved'
+      AND source IN ('835', '835_reversal', '835_review')
+    RETURNING id::text AS id, claim_id::text AS claim_id
+    """
+)
+_DECIDE_APPEALS = text(
+    """
+    UPDATE billing.appeals a SET status = r.result, decided_on = :today
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:results AS text[])) AS r(claim_id, result)
+    WHERE a.tenant_id = :t AND a.claim_id = r.claim_id AND a.status = 'filed'
+    """
+)
+
+
+def _units(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+
+
+async def post_remittances(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    file_id: str,
+    payer_code: str,
+    remits: Sequence[Remittance],
+    actor: str,
+    request_id: str | None,
+    today: date,
+) -> PostingResult:
+    result = PostingResult()
+    carcs, rarcs = await db_code_tables(conn)
+    flat = [(r, cp) for r in remits for cp in r.claims]
+    pcns = list({cp.patient_control_number for _, cp in flat})
+    rev_icns = list({cp.payer_icn for _, cp in flat if cp.status == "22" and cp.payer_icn})
+    prior: dict[str, tuple[str, str | None]] = {}
+    if rev_icns:
+        for r in await conn.execute(_LOOKUP_PRIOR, {"t": tenant_id, "icns": rev_icns}):
+            prior[r.payer_icn] = (r.id, r.claim_id)
+    extra_ids = list({cid for _, cid in prior.values() if cid})
+    by_pcn: dict[str, _Claim] = {}
+    by_id: dict[str, _Claim] = {}
+    for r in await conn.execute(_LOCK_CLAIMS, {"t": tenant_id, "pcns": pcns, "ids": extra_ids}):
+        c = _Claim(
+            r.id,
+            r.status,
+            r.version,
+            r.payer_id,
+            r.timely_filing_deadline,
+            r.appeal_window if r.appeal_window is not None else DEFAULT_APPEAL_WINDOW_DAYS,
+        )
+        by_pcn[r.pcn] = c
+        by_id[r.id] = c
+
+    payments: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    adjustments: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    seen_icn: dict[str, tuple[str, str | None]] = {}
+
+    for seq, (remit, cp) in enumerate(flat):
+        remit_date = remit.production_date or remit.payment_date or today
+        decision = decide_remit(_remit_claim(cp), on=remit_date, carc_table=carcs, rarc_table=rarcs)
+        pay_id = str(uuid.uuid4())
+        reversal = cp.status == "22"
+        reverses: str | None = None
+        claim: _Claim | None = None
+        if reversal and cp.payer_icn:
+            found = seen_icn.get(cp.payer_icn) or prior.get(cp.payer_icn)
+            if found is not None:
+                reverses = found[0]
+                claim = by_id.get(found[1]) if found[1] else None
+        if claim is None:
+            claim = by_pcn.get(cp.patient_control_number)
+        if not reversal and cp.payer_icn:
+            seen_icn[cp.payer_icn] = (pay_id, claim.id if claim else None)
+        result.by_outcome[decision.outcome.value] = (
+            result.by_outcome.get(decision.outcome.value, 0) + 1
+        )
+        allowed = cp.amounts.get("AU")
+        if allowed is None:
+            line_allowed = [ln.allowed for ln in cp.lines]
+            allowed = (
+                sum(a for a in line_allowed if a is not None)
+                if cp.lines and all(a is not None for a in line_allowed)
+                else cp.paid + decision.patient_responsibility_cents
+            )
+        payments.append(
+            {
+                "id": pay_id,
+                "tenant_id": tenant_id,
+                "remittance_file_id": file_id,
+                "seq": seq,
+                "claim_id": claim.id if claim else None,
+                "patient_control_number": cp.patient_control_number[:38],
+                "status_code": cp.status[:2],
+                "charge_cents": cp.charge,
+                "paid_cents": cp.paid,
+                "patient_resp_cents": cp.patient_responsibility,
+                "allowed_cents": allowed,
+                "contractual_cents": decision.contractual_cents,
+                "denied_cents": decision.denied_cents,
+                "payer_icn": cp.payer_icn[:50] or None,
+                "reverses_payment_id": reverses,
+                "filing_indicator": cp.filing_indicator[:2] or None,
+                "outcome": decision.outcome.value,
+                "remarks": list(decision.denial.remark_codes) if decision.denial else [],
+                "payer_code": payer_code,
+                "remit_date": remit_date.isoformat(),
+            }
+        )
+        for ci in decision.adjustments:
+            adjustments.append(
+                {
+                    "claim_payment_id": pay_id,
+                    "line_seq": ci.line_index + 1 if ci.line_index is not None else None,
+                    "group_code": ci.adjustment.group.value,
+                    "carc": ci.adjustment.carc[:5],
+                    "amount_cents": ci.adjustment.amount_cents,
+                    "quantity": None,
+                    "kind": ci.kind.value,
+                }
+            )
+        for li, ln in enumerate(cp.lines, start=1):
+            pr = sum(a.amount for a in ln.adjustments if a.group == "PR")
+            lines.append(
+                {
+                    "claim_payment_id": pay_id,
+                    "seq": li,
+                    "line_no": li if claim else None,
+                    "procedure_code": ln.code[:10],
+                    "modifiers": list(ln.modifiers),
+                    "units": _units(ln.units),
+                    "charge_cents": ln.charge,
+                    "paid_cents": ln.paid,
+                    "allowed_cents": ln.allowed if ln.allowed is not None else ln.paid + pr,
+                    "patient_resp_cents": pr,
+                    "service_date": ln.service_date.isoformat() if ln.service_date else None,
+                    "remarks": list(ln.remark_codes),
+                }
+            )
+        if claim is None:
+            result.unmatched += 1
+            items.append(
+                _item(
+                    tenant_id,
+                    source="835_unmatched",
+                    category=WorkItemCategory.OTHER,
+                    action=DefaultAction.CHECK_STATUS.value,
+                    text=(
+                        "The payer adjudicated a claim number we do not know: find the claim "
+                        "(typo, another tenant, a claim sent outside this service) and post it."
+                    ),
+                    claim=None,
+                    batch=f"{file_id}:{seq}",
+                    payment=pay_id,
+                    amount=abs(cp.paid) or abs(cp.charge),
+                    reasons=[
+                        {
+                            "code": "UNMATCHED_CLP01",
+                            "pcn": cp.patient_control_number,
+                            "payer_icn": cp.payer_icn,
+                            "clp02": cp.status,
+                        }
+                    ],
+                    summary=f"835 claim {cp.patient_control_number} matches no claim",
+                    today=today,
+                )
+            )
+            continue
+        result.matched += 1
+        if reversal:
+            claim.pending_reversal = (claim.pending_reversal or 0) - cp.paid
+            claim.events.append(
+                (
+                    "claim.remit_reversed",
+                    f"835 reversal (CLP02 22) of payer ICN {cp.payer_icn}",
+                    {"status": claim.status},
+                    {
+                        "status": claim.status,
+                        "payment_id": pay_id,
+                        "reverses_payment_id": reverses,
+                        "paid_cents": cp.paid,
+                        "file_id": file_id,
+                    },
+                )
+            )
+            continue
+        claim.pending_reversal = None
+        _apply_outcome(claim, cp, decision, pay_id, file_id, tenant_id, items, remit_date, today)
+
+    for claim in by_id.values():
+        if claim.pending_reversal and claim.status not in (
+            ClaimStatus.VOIDED.value,
+            ClaimStatus.REPLACED.value,
+        ):
+            items.append(
+                _item(
+                    tenant_id,
+                    source="835_reversal",
+                    category=WorkItemCategory.OTHER,
+                    action=DefaultAction.CHECK_STATUS.value,
+                    text=(
+                        "The payer took back a payment without re-adjudicating the claim: "
+                        "check the claim status (276/277) and look for a PLB WO recoupment."
+                    ),
+                    claim=claim,
+                    batch=file_id,
+                    payment=None,
+                    amount=claim.pending_reversal,
+                    reasons=[{"code": "REVERSAL_WITHOUT_CORRECTION"}],
+                    summary="Payment reversed with no correction",
+                    today=today,
+                )
+            )
+
+    plbs = [
+        {
+            "tenant_id": tenant_id,
+            "remittance_file_id": file_id,
+            "provider_id": p.provider_id[:50],
+            "fiscal_period": p.fiscal_period_date.isoformat(),
+            "reason_code": p.reason[:2],
+            "reference": p.reference[:50] or None,
+            "amount_cents": p.amount,
+            "payer_code": payer_code,
+        }
+        for r in remits
+        for p in r.plb
+    ]
+    drv = await driver(conn)
+    await drv.execute(
+        _INSERT_PAYMENTS,
+        _encode(payments).decode(),
+        _encode(lines).decode(),
+        _encode(adjustments).decode(),
+        _encode(plbs).decode(),
+    )
+    await _write_claims(conn, drv, tenant_id, by_id, actor, request_id)
+    result.work_items = await _write_items(drv, tenant_id, items, actor, request_id)
+    paid_ids = [c.id for c in by_id.values() if c.paid_in_full]
+    if paid_ids:
+        await _resolve_items(conn, drv, tenant_id, paid_ids, actor, request_id)
+    decided = [(c.id, c.appeal_result) for c in by_id.values() if c.appeal_result]
+    if decided:
+        await conn.execute(
+            _DECIDE_APPEALS,
+            {
+                "t": tenant_id,
+                "ids": [i for i, _ in decided],
+                "results": [r for _, r in decided],
+                "today": today,
+            },
+        )
+    return result
+
+
+def _apply_outcome(
+    claim: _Claim,
+    cp: ClaimPayment,
+    decision: RemitDecision,
+    pay_id: str,
+    file_id: str,
+    tenant_id: str,
+    items: list[dict[str, Any]],
+    remit_date: date,
+    today: date,
+) -> None:
+    if cp.payer_icn:
+        claim.icn = cp.payer_icn[:50]
+    facts = {
+        "payment_id": pay_id,
+        "file_id": file_id,
+        "outcome": decision.outcome.value,
+        "paid_cents": decision.paid_cents,
+        "denied_cents": decision.denied_cents,
+        "contractual_cents": decision.contractual_cents,
+        "patient_responsibility_cents": decision.patient_responsibility_cents,
+        "payer_icn": cp.payer_icn,
+    }
+    target = _TARGET.get(decision.outcome)
+    if target is None:  # needs review: nothing explains the (non-)payment
+        claim.events.append(("claim.remit_posted", "835 needs review", {}, facts))
+        items.append(
+            _item(
+                tenant_id,
+                source="835_review",
+                category=WorkItemCategory.OTHER,
+                action=DefaultAction.CHECK_STATUS.value,
+                text="The remittance neither pays nor explains the claim: check its status.",
+                claim=claim,
+                batch=None,
+                payment=pay_id,
+                amount=max(cp.charge - cp.paid, 0),
+                reasons=[{"code": "NEEDS_REVIEW", "clp02": cp.status}],
+                summary=f"835 outcome needs review (CLP02 {cp.status})",
+                today=today,
+            )
+        )
+        return
+    status, event = target
+    before = claim.status
+    if before != status.value:
+        try:
+            move = transition(
+                ClaimStatus(before),
+                status,
+                reason=f"835 {decision.outcome.value} (ICN {cp.payer_icn or '-'})",
+                event=event,
+            )
+        except InvalidTransition as exc:
+            claim.events.append(("claim.remit_posted", str(exc)[:500], {}, facts))
+            items.append(
+                _item(
+                    tenant_id,
+                    source="835_review",
+                    category=WorkItemCategory.OTHER,
+                    action=DefaultAction.CHECK_STATUS.value,
+                    text=f"An 835 adjudicated a claim that is {before}: review the posting.",
+                    claim=claim,
+                    batch=None,
+                    payment=pay_id,
+                    amount=decision.denied_cents or max(cp.charge - cp.paid, 0),
+                    reasons=[{"code": "STATE_CONFLICT", "status": before}],
+                    summary=f"835 {decision.outcome.value} on a {before} claim",
+                    today=today,
+                )
+            )
+            return
+        claim.status = move.target.value
+        claim.moved = True
+        claim.events.append(
+            (
+                f"claim.{move.event.value}",
+                move.reason,
+                {"status": before},
+                {**facts, "status": claim.status},
+            )
+        )
+    else:
+        claim.moved = True  # same status; the ICN and the event still change
+        claim.events.append(
+            (
+                "claim.remit_posted",
+                f"835 {decision.outcome.value}",
+                {"status": before},
+                {**facts, "status": before},
+            )
+        )
+    if before == ClaimStatus.APPEALED.value:
+        claim.appeal_result = "lost" if status is ClaimStatus.DENIED else "won"
+    claim.paid_in_full = status is ClaimStatus.PAID
+    denial = decision.denial
+    if denial is None or decision.denied_cents <= 0:
+        return
+    category = category_for_denial(denial.category)
+    appeal_by = appeal_deadline(remit_date, claim.appeal_window)
+    rec = recommend(
+        category,
+        denial.action,
+        appeal_deadline_passed=appeal_by < today,
+        no_appeal=denial.no_appeal,
+    )
+    items.append(
+        _item(
+            tenant_id,
+            source="835",
+            category=category,
+            action=rec.action.value,
+            text=rec.text,
+            route=rec.route,
+            claim=claim,
+            batch=None,
+            payment=pay_id,
+            amount=decision.denied_cents,
+            reasons=[
+                {
+                    "code": f"{denial.group.value}-{denial.carc}",
+                    "group": denial.group.value,
+                    "carc": denial.carc,
+                    "description": denial.description,
+                    "remarks": list(denial.remark_codes),
+                    "payer_icn": cp.payer_icn,
+                }
+            ],
+            summary=(
+                f"{decision.outcome.value.replace('_', ' ')}: {denial.group.value}-{denial.carc} "
+                f"{denial.description}"
+            )[:500],
+            appeal_by=appeal_by,
+            no_appeal=denial.no_appeal,
+            today=today,
+        )
+    )
+
+
+def _item(
+    tenant_id: str,
+    *,
+    source: str,
+    category: WorkItemCategory,
+    action: str,
+    text: str,
+    claim: _Claim | None,
+    batch: str | None,
+    payment: str | None,
+    amount: int,
+    reasons: list[dict[str, Any]],
+    summary: str,
+    today: date,
+    route: Route = Route.BILLING_STAFF,
+    appeal_by: date | None = None,
+    no_appeal: bool = False,
+) -> dict[str, Any]:
+    tf = claim.tf_deadline if claim else None
+    pr = priority(amount, [tf, appeal_by], today)
+    code = str(reasons[0].get("code", "")) if reasons else ""
+    claim_id = claim.id if claim else None
+    return {
+        "id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "dedupe_key": f"{source}|{claim_id or ''}|{batch or ''}|{code}"[:300],
+        "source": source,
+        "category": category.value,
+        "claim_id": claim_id,
+        "batch_id": batch,
+        "claim_payment_id": payment,
+        "payer_id": claim.payer_id if claim else None,
+        "summary": summary,
+        "reasons": reasons,
+        "primary_reason": code[:20],
+        "recommended_action": action,
+        "recommendation": text,
+        "route": route.value,
+        "amount_cents": amount,
+        "timely_filing_deadline": tf.isoformat() if tf else None,
+        "appeal_deadline": appeal_by.isoformat() if appeal_by else None,
+        "no_appeal": no_appeal,
+        "priority_score": round(pr.score, 6),
+        "past_due": pr.past_due,
+        "status": "open",
+    }
+
+
+def _event_rows(
+    heads: dict[str, tuple[int, str]],
+    tenant_id: str,
+    entity_type: str,
+    entity_id: str,
+    events: Sequence[tuple[str, str | None, Any, Any]],
+    actor: str,
+    request_id: str | None,
+) -> list[dict[str, Any]]:
+    seq, prev = heads.get(entity_id, (0, GENESIS))
+    out = []
+    for action, reason, before, after in events:
+        seq += 1
+        row = build_event(
+            tenant_id=tenant_id,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            seq=seq,
+            prev_hash=prev,
+            action=action,
+            actor=actor,
+            request_id=request_id,
+            reason=reason,
+            before=before,
+            after=after,
+        )
+        prev = row["hash"]
+        row["occurred_at"] = row["occurred_at"].isoformat()
+        out.append(row)
+    return out
+
+
+async def _write_claims(
+    conn: AsyncConnection,
+    drv: Any,
+    tenant_id: str,
+    by_id: dict[str, _Claim],
+    actor: str,
+    request_id: str | None,
+) -> None:
+    touched = [c for c in by_id.values() if c.events]
+    if not touched:
+        return
+    heads = await audit_heads(conn, "claim", [(tenant_id, c.id) for c in touched])
+    updates = []
+    events: list[dict[str, Any]] = []
+    for c in touched:
+        updates.append(
+            {"id": c.id, "status": c.status, "reason": c.events[-1][1][:500], "icn": c.icn}
+        )
+        events += _event_rows(heads, tenant_id, "claim", c.id, c.events, actor, request_id)
+    await drv.execute(_UPDATE_CLAIMS, _encode(updates).decode(), _encode(events).decode())
+
+
+async def _write_items(
+    drv: Any, tenant_id: str, items: list[dict[str, Any]], actor: str, request_id: str | None
+) -> int:
+    if not items:
+        return 0
+    events: list[dict[str, Any]] = []
+    for it in items:
+        after = {
+            k: it[k]
+            for k in (
+                "source",
+                "category",
+                "claim_id",
+                "batch_id",
+                "amount_cents",
+                "recommended_action",
+                "primary_reason",
+                "status",
+                "timely_filing_deadline",
+                "appeal_deadline",
+            )
+        }
+        events += _event_rows(
+            {},
+            tenant_id,
+            "work_item",
+            it["id"],
+            [("work_item.opened", None, None, after)],
+            actor,
+            request_id,
+        )
+    n = await drv.fetchval(_INSERT_WORK_ITEMS, _encode(items).decode(), _encode(events).decode())
+    return int(n or 0)
+
+
+async def _resolve_items(
+    conn: AsyncConnection,
+    drv: Any,
+    tenant_id: str,
+    claim_ids: list[str],
+    actor: str,
+    request_id: str | None,
+) -> None:
+    rows = list(await conn.execute(_RESOLVE_ITEMS, {"t": tenant_id, "ids": claim_ids}))
+    if not rows:
+        return
+    heads = await audit_heads(conn, "work_item", [(tenant_id, r.id) for r in rows])
+    events: list[dict[str, Any]] = []
+    for r in rows:
+        events += _event_rows(
+            heads,
+            tenant_id,
+            "work_item",
+            r.id,
+            [
+                (
+                    "work_item.resolved",
+                    "the claim was paid on an 835",
+                    None,
+                    {"status": "resolved", "disposition": "paid_on_remit"},
+                )
+            ],
+            actor,
+            request_id,
+        )
+    names, defs = _EV_NAMES, _EV_DEFS
+    await drv.execute(
+        f"INSERT INTO audit.events ({names}) SELECT {names} "  # noqa: S608 - constants
+        f"FROM jsonb_to_recordset($1::jsonb) AS r({defs})",
+        _encode(events).decode(),
+    )
