@@ -38,9 +38,7 @@ _SQL_TEXT = """
 """
 _SQL = text(_SQL_TEXT)
 # The same statement for a raw asyncpg connection (the eligibility API's read-only path).
-_SQL_RAW = (
-    _SQL_TEXT.replace(":tenant", "$1").replace(":ref", "$2").replace(":before", "$3")
-)
+_SQL_RAW = _SQL_TEXT.replace(":tenant", "$1").replace(":ref", "$2").replace(":before", "$3")
 
 
 class ClaimHistory:
