@@ -31,7 +31,7 @@ def _cli_commands() -> set[str]:
 def test_docker_files_use_real_settings_and_commands() -> None:
     for name in ("docker/Dockerfile", "docker/compose.yaml"):
         text = (ROOT / name).read_text()
-        for var in set(re.findall(r"\bMTM_[A-Z_]+", text)):
+        for var in set(re.findall(r"\bMTM_[A-Z0-9_]+", text)):
             assert var in SETTING_NAMES, f"{name} sets unknown {var}"
     compose = (ROOT / "docker/compose.yaml").read_text()
     for cmd in re.findall(r'command: \["(\w+)"\]', compose):
@@ -42,7 +42,7 @@ def test_docker_files_use_real_settings_and_commands() -> None:
 
 def test_readme_configuration_table_matches_settings() -> None:
     readme = (ROOT / "README.md").read_text()
-    mentioned = set(re.findall(r"\bMTM_[A-Z_]+", readme)) - TEST_ONLY
+    mentioned = set(re.findall(r"\bMTM_[A-Z0-9_]+", readme)) - TEST_ONLY
     assert mentioned <= SETTING_NAMES, mentioned - SETTING_NAMES
     assert mentioned >= SETTING_NAMES, (
         f"settings missing from the README: {SETTING_NAMES - mentioned}"
