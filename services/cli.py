@@ -144,8 +144,8 @@ async def run_api_and_worker(settings: Settings, *, on_ready: Any = None) -> Non
     worker_task = asyncio.create_task(worker.async_run())
     while not server.started and not api_task.done():  # noqa: ASYNC110 - uvicorn exposes a flag only
         await asyncio.sleep(0.05)
-    if on_ready is not None and server.started:
-        await on_ready()
+    if on_ready is not None and server.started and await on_ready():
+        stop.set()  # on_ready asked to stop (e.g. `demo --once`)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({api_task, worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True

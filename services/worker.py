@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.billing import remittance_tasks, submission_tasks
+from services.billing import pmpm_tasks, remittance_tasks, submission_tasks
 from services.billing import tasks as billing_tasks
 from shared.config import Settings
 from shared.jobs import worker_settings
@@ -17,10 +17,12 @@ def build_worker_settings(settings: Settings) -> dict[str, Any]:
             *billing_tasks.FUNCTIONS,
             *submission_tasks.FUNCTIONS,
             *remittance_tasks.FUNCTIONS,
+            *pmpm_tasks.FUNCTIONS,
         ],
         [
             *submission_tasks.cron_jobs(settings),
             *remittance_tasks.cron_jobs(settings),
+            *pmpm_tasks.cron_jobs(settings),
         ],
     )
 

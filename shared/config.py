@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -64,6 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     submitter_contact: str = "BILLING OFFICE"
     submitter_phone: str = "5555550100"
     x12_usage: Literal["T", "P"] = "T"
+    #: Day of the month (1-28) on which the PMPM month close runs for the previous month.
+    pmpm_close_day: Annotated[int, msgspec.Meta(ge=1, le=28)] = 5
     submission_max_claims_per_file: int = 5000
     submission_max_claims_per_run: int = 50_000
     #: Name of the arq queue.

@@ -51,6 +51,7 @@ def create_engine(
 def load_all_tables() -> MetaData:
     """Import every table module so `metadata` is complete (for Alembic and tests)."""
     import services.billing.tables
+    import services.billing.tables_pmpm
     import services.billing.tables_remittance
     import services.billing.tables_submission
     import services.coverage.tables  # noqa: F401

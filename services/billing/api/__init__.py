@@ -6,6 +6,7 @@ from litestar import Router
 
 from services.billing.api.claims import ClaimController
 from services.billing.api.coding import CodingController
+from services.billing.api.pmpm import PmpmController
 from services.billing.api.remittance import RemittanceController
 from services.billing.api.reports import ReportController
 from services.billing.api.sessions import SessionController
@@ -23,6 +24,7 @@ def billing_router() -> Router:
             RemittanceController,
             WorkItemController,
             ReportController,
+            PmpmController,
             *SUBMISSION_CONTROLLERS,
         ],
     )
