@@ -19,6 +19,9 @@ install: $(UV)
 dev: install
 	$(RUN) mtm-billing dev
 
+demo: install
+	$(RUN) mtm-billing demo
+
 test: install
 	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 

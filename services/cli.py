@@ -122,7 +122,9 @@ def cmd_apikey_create(args: argparse.Namespace) -> None:
     )
 
 
-async def run_api_and_worker(settings: Settings, *, on_ready: Any = None) -> None:
+async def run_api_and_worker(
+    settings: Settings, *, on_ready: Any = None, handle_signals: bool = True
+) -> None:
     """API and worker in one process (the `dev` and `demo` commands)."""
     import contextlib
 
@@ -137,8 +139,9 @@ async def run_api_and_worker(settings: Settings, *, on_ready: Any = None) -> Non
     worker = Worker(**kwargs)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
 
     api_task = asyncio.create_task(server.serve())
     worker_task = asyncio.create_task(worker.async_run())
@@ -213,6 +216,74 @@ def cmd_dev(args: argparse.Namespace) -> None:
             embedded.stop()
 
 
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The whole mission on synthetic data: payers, contracts, roster, sessions through the
+    API; claims by the worker; 837P out; the payer simulator's 999/277CA/835 back in; work
+    queue, KPIs and PMPM reconciliation; then a summary."""
+    import msgspec
+
+    from services.demo.runner import DemoKeys, DemoSize, run_demo, summary_text
+    from shared.clock import utc_now
+
+    settings = _settings()
+    if not args.verbose:
+        settings = msgspec.structs.replace(settings, log_level="WARNING")
+    configure_logging(settings.log_level, json=settings.log_json)
+    var = Path(settings.var_dir) / "demo"
+    settings = msgspec.structs.replace(settings, var_dir=str(var))
+    settings, embedded = prepare_dev(settings)
+    tenant = args.tenant or f"demo-{utc_now():%Y%m%d-%H%M%S}"
+    run_dir = (var / "runs" / tenant).resolve()
+    mailbox = run_dir / "mailbox"
+    settings = msgspec.structs.replace(settings, clearinghouse_dir=str(mailbox))
+    keys = DemoKeys(
+        **{
+            role: asyncio.run(_create_key(settings.database_url, tenant, role, "demo"))
+            for role in ("admin", "manager", "biller", "intake", "auditor")
+        }
+    )
+    base = f"http://{settings.host}:{settings.port}"
+    size = DemoSize(patients=args.patients, sessions=args.sessions, seed=args.seed)
+
+    async def flow() -> bool:
+        print(
+            f"demo: {size.sessions} sessions for {size.patients} patients, tenant {tenant}",
+            flush=True,
+        )
+        report = await run_demo(
+            base,
+            keys,
+            size,
+            utc_now().date(),
+            mailbox=mailbox,
+            redis_url=settings.redis_url,
+            queue_name=settings.queue_name,
+            tenant=tenant,
+        )
+        report["where"] = {
+            "API docs": f"{base}/schema (Swagger UI: {base}/schema/swagger)",
+            "837P/999/835": f"{mailbox} (outbox/, inbox/, archive/, quarantine/)",
+            "manager key": keys.manager,
+            "biller key": keys.biller,
+            "auditor key": keys.auditor,
+            "timings (s)": ", ".join(f"{k} {v}" for k, v in report["timings"].items()),
+        }
+        print(summary_text(report), flush=True)
+        if args.report:
+            await asyncio.to_thread(Path(args.report).write_bytes, msgspec.json.encode(report))
+        if not args.once:
+            print(f"still serving at {base}; stop with Ctrl-C", flush=True)
+        return bool(args.once)
+
+    try:
+        import uvloop
+
+        uvloop.run(run_api_and_worker(settings, on_ready=flow))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtm-billing", description="MTM billing and claims service")
     sub = p.add_subparsers(dest="command", required=True)
@@ -251,6 +322,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--tenant", default="demo")
     d.set_defaults(fn=cmd_dev)
+
+    demo = sub.add_parser(
+        "demo", help="the whole flow on synthetic data through the real API, worker and files"
+    )
+    demo.add_argument("--once", action="store_true", help="exit after the summary")
+    demo.add_argument("--patients", type=int, default=200)
+    demo.add_argument("--sessions", type=int, default=500)
+    demo.add_argument("--seed", type=int, default=20261127)
+    demo.add_argument("--tenant", default="", help="default: demo-<timestamp>")
+    demo.add_argument("--report", default="", help="also write the report as JSON here")
+    demo.add_argument("--verbose", action="store_true", help="log at MTM_LOG_LEVEL, not WARNING")
+    demo.set_defaults(fn=cmd_demo)
     return p
 
 

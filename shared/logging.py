@@ -66,6 +66,9 @@ def scrub_text(text: str) -> str:
     return _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+
+
 class RedactingFilter(logging.Filter):
     """For stdlib records: third-party code formats its own messages (`%s` of a dict)."""
 
@@ -79,7 +82,8 @@ class RedactingFilter(logging.Filter):
         elif isinstance(record.msg, str):
             record.msg = scrub_text(record.msg)
         for key in list(vars(record)):
-            if key.lower() in PHI_KEYS:
+            # `name` is the logger's name on every record; only `extra=` fields can carry PHI.
+            if key not in _RECORD_ATTRS and key.lower() in PHI_KEYS:
                 setattr(record, key, REDACTED)
         return True
 
