@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from services.billing.domain.identifiers import npi_check_digit
+
 FIRST = [
     "Ada",
     "Ben",
@@ -95,13 +97,20 @@ DRUGS = [
     "amlodipine",
 ]
 
-PHARMACY: dict[str, Any] = {
-    "npi": "1234567893",
-    "tin": "12-3456789",
-    "name": "Demo Community Pharmacy",
-    "address": {"line1": "100 Main St", "city": "Albany", "state": "NY", "zip": "12207-1234"},
-    "taxonomy": "3336C0003X",
-}
+
+def pharmacy(rng: random.Random) -> dict[str, Any]:
+    """A made-up pharmacy with a valid (check-digit) NPI, different for every demo tenant:
+    an 835 without claims (PMPM capitation) finds its tenant by the payee NPI."""
+    first9 = "1" + "".join(str(rng.randrange(10)) for _ in range(8))
+    return {
+        "npi": first9 + str(npi_check_digit(first9)),
+        "tin": f"{rng.randrange(10, 99)}-{rng.randrange(1_000_000, 9_999_999)}",
+        "name": "Demo Community Pharmacy",
+        "address": {"line1": "100 Main St", "city": "Albany", "state": "NY", "zip": "12207-1234"},
+        "taxonomy": "3336C0003X",
+    }
+
+
 PHARMACISTS = [
     {"npi": "1245319599", "first_name": "Rina", "last_name": "Okafor", "taxonomy": "183500000X"},
     {"npi": "1003000126", "first_name": "Tom", "last_name": "Alvarez", "taxonomy": "183500000X"},
@@ -312,7 +321,12 @@ def roster_csv(rng: random.Random, ms: list[Member]) -> str:
 
 
 def sessions(
-    rng: random.Random, ms: list[Member], n: int, period_start: date, period_end: date
+    rng: random.Random,
+    ms: list[Member],
+    n: int,
+    period_start: date,
+    period_end: date,
+    pharmacy: dict[str, Any],
 ) -> list[dict[str, Any]]:
     days = (period_end - period_start).days
     out = []
@@ -328,7 +342,7 @@ def sessions(
             {
                 "external_id": f"DEMO-{i:05d}",
                 "patient_ref": m.ref,
-                "pharmacy": PHARMACY,
+                "pharmacy": pharmacy,
                 "pharmacist": PHARMACISTS[i % len(PHARMACISTS)],
                 "date_of_service": dos.isoformat(),
                 "modality": modality,

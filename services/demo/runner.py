@@ -51,6 +51,7 @@ class DemoState:
     contracts: dict[str, str] = field(default_factory=dict)
     session_ids: list[str] = field(default_factory=list)
     members: list[data.Member] = field(default_factory=list)
+    pharmacy: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -146,7 +147,8 @@ async def run_steps(base_url: str, keys: DemoKeys, size: DemoSize, today: date) 
         st.timings["setup"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        bodies = data.sessions(rng, ms, size.sessions, st.period_start, st.period_end)
+        st.pharmacy = data.pharmacy(random.Random(f"{size.seed}:{base_url}:{keys.admin}"))
+        bodies = data.sessions(rng, ms, size.sessions, st.period_start, st.period_end, st.pharmacy)
         await post_sessions(c, st, bodies)
         st.timings["intake"] = time.perf_counter() - t
 
@@ -306,7 +308,7 @@ async def run_demo(
         mco_members = [m for m in st.members if m.payer == "mco"]
         plan = data.capitation_plan(rng, mco_members, _months(st.period_start, st.period_end))
         capitation = [
-            CapitationPayment(ref, month, cents, payer_id="SMMCO1", payee_npi=data.PHARMACY["npi"])
+            CapitationPayment(ref, month, cents, payer_id="SMMCO1", payee_npi=st.pharmacy["npi"])
             for ref, month, cents in plan
         ]
         report["simulator"] = await asyncio.to_thread(
