@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import multiprocessing
 import signal
 import sys
 from pathlib import Path
@@ -245,7 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     base = f"http://{settings.host}:{settings.port}"
     size = DemoSize(patients=args.patients, sessions=args.sessions, seed=args.seed)
 
-    async def flow() -> bool:
+    async def flow() -> None:
         print(
             f"demo: {size.sessions} sessions for {size.patients} patients, tenant {tenant}",
             flush=True,
@@ -271,17 +273,54 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print(summary_text(report), flush=True)
         if args.report:
             await asyncio.to_thread(Path(args.report).write_bytes, msgspec.json.encode(report))
+
+    # The API and the worker run in a child process, the demo's client in this one: like a
+    # real documentation system and billing staff, and both cores are used.
+    server = multiprocessing.get_context("spawn").Process(
+        target=_serve_api_and_worker, args=(msgspec.json.encode(settings),), daemon=False
+    )
+    server.start()
+    try:
+        _wait_ready(base, server)
+        asyncio.run(flow())
         if not args.once:
             print(f"still serving at {base}; stop with Ctrl-C", flush=True)
-        return bool(args.once)
-
-    try:
-        import uvloop
-
-        uvloop.run(run_api_and_worker(settings, on_ready=flow))
+            server.join()
+    except KeyboardInterrupt:
+        pass
     finally:
+        if server.is_alive():
+            server.terminate()  # SIGTERM: the API and worker shut down gracefully
+            server.join(30)
         if embedded is not None:
             embedded.stop()
+
+
+def _serve_api_and_worker(encoded_settings: bytes) -> None:
+    import msgspec
+    import uvloop
+
+    settings = msgspec.json.decode(encoded_settings, type=Settings)
+    configure_logging(settings.log_level, json=settings.log_json)
+    with contextlib.suppress(KeyboardInterrupt):
+        uvloop.run(run_api_and_worker(settings))
+
+
+def _wait_ready(base: str, server: Any, timeout: float = 120) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.is_alive():
+            sys.exit("mtm-billing: the API/worker process exited during start-up")
+        try:
+            with urllib.request.urlopen(f"{base}/ready", timeout=2) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"mtm-billing: {base}/ready did not answer within {timeout:.0f} s")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -369,10 +369,17 @@ async def run_demo(
             counts[cl["status"]] = counts.get(cl["status"], 0) + 1
         report["claim_status"] = counts
         report["claims"] = len(claims)
+        # Sessions by outcome, from their claims (one claim per session; no GET per session).
+        claimed = {cl["session_id"]: cl["status"] for cl in claims}
         states: dict[str, int] = {}
         for sid in st.session_ids:
-            s = _check(await c.get(f"/v1/sessions/{sid}", headers=keys.h("biller")))
-            states[s["state"]] = states.get(s["state"], 0) + 1
+            state = claimed.get(sid)
+            key = (
+                "no claim yet"
+                if state is None
+                else ("not billable" if state == "not_billable" else "claimed")
+            )
+            states[key] = states.get(key, 0) + 1
         report["session_states"] = states
         items = _check(await c.get("/v1/work-items", params={"limit": 8}, headers=keys.h("biller")))
         report["top_work_items"] = items["items"]
