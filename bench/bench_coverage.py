@@ -130,7 +130,7 @@ def _terms() -> dict[str, Any]:
 
 async def _wait_up(base: str) -> None:
     async with httpx.AsyncClient(base_url=base) as c:
-        for _ in range(200):
+        for _ in range(1200):  # up to a minute: several workers start slowly on a busy machine
             try:
                 if (await c.get("/health")).status_code == 200:
                     return

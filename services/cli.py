@@ -59,6 +59,22 @@ def _uvicorn_server(app: Any, settings: Settings) -> Any:
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = _settings()
     _require_services(settings)
+    if settings.web_workers > 1:
+        import uvicorn
+
+        # Each worker process builds its own app from MTM_* (nothing is shared but the port).
+        uvicorn.run(
+            "services.app:app_from_env",
+            factory=True,
+            workers=settings.web_workers,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+        )
+        return
     from services.app import create_app
 
     server = _uvicorn_server(create_app(settings), settings)

@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     components: Component = "all"
     host: str = "127.0.0.1"
     port: int = 8000
+    #: HTTP worker processes for `serve` (the API is stateless: one per core).
+    web_workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     log_level: str = "INFO"
     #: JSON logs (production) or key=value console lines.
     log_json: bool = True

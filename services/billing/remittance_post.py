@@ -22,16 +22,27 @@ Posting model (a ledger, never an overwrite):
 * PLB entries are stored as sent (WO recoupments, FB forward balances, CT capitation for
   PMPM reconciliation, L6 interest, ...).
 
-Everything is written with a handful of statements whatever the file size (rows travel as
-JSON documents unpacked by `jsonb_to_recordset`).
+Everything is written with a handful of statements whatever the file size: payments, lines,
+adjustments and audit events by binary COPY in chunks of `CHUNK` claims (so the rows in
+flight stay bounded), claim updates by one `unnest` statement, work items by one
+`jsonb_to_recordset` statement (they need ON CONFLICT). All of it runs in the caller's
+transaction: a file is applied whole or not at all.
+
+Per-claim Python work is kept small: `decide_remit` is pure, so its decision is memoised per
+file on the claim's adjudication shape (status, amounts, CAS, remarks, date: claims paid on
+one fee schedule repeat it); audit events of one posting share one timestamp and are hashed
+straight from their JSON-native content (`shared.audit.event_hash`, no encode/decode round
+trip); the cyclic GC is paused while the rows are built (synchronous code only).
 """
 
 from __future__ import annotations
 
+import gc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import msgspec
@@ -63,11 +74,15 @@ from services.billing.domain.work_items import (
     recommend,
 )
 from services.billing.remittance_codes import db_code_tables
-from shared.audit import GENESIS, build_event
+from shared.audit import GENESIS, event_hash
+from shared.clock import utc_now
 from shared.codes import DefaultAction
 from shared.x12.x835 import ClaimPayment, Remittance
 
-__all__ = ["PostingResult", "post_remittances"]
+__all__ = ["CHUNK", "PostingResult", "post_remittances"]
+
+#: Claims per COPY batch: bounds the rows held in memory and sent at once.
+CHUNK = 2000
 
 _encode = msgspec.json.Encoder().encode
 _GROUPS = {g.value: g for g in GroupCode}
@@ -134,19 +149,29 @@ _LOOKUP_PRIOR = text(
     ORDER BY payer_icn, created_at DESC, seq DESC
     """
 )
-_LOCK_CLAIMS = text(
-    """
-    SELECT id::text AS id, patient_control_number AS pcn, status, version,
-           payer_id::text AS payer_id, timely_filing_deadline,
-           CAST(eligibility #>> '{payer,appeal_window_days}' AS int) AS appeal_window
-    FROM billing.claims
-    WHERE tenant_id = :t
-      AND (patient_control_number = ANY(CAST(:pcns AS text[]))
-           OR id = ANY(CAST(:ids AS uuid[])))
-    ORDER BY id
-    FOR UPDATE
-    """
-)
+# Raw asyncpg ($n): 10,000 rows through SQLAlchemy's result layer cost more than the query.
+_LOCK_CLAIMS = """
+SELECT id::text AS id, patient_control_number AS pcn, status, version,
+       payer_id::text AS payer_id, timely_filing_deadline,
+       CAST(eligibility #>> '{payer,appeal_window_days}' AS int) AS appeal_window
+FROM billing.claims
+WHERE tenant_id = $1
+  AND (patient_control_number = ANY($2::text[]) OR id = ANY($3::uuid[]))
+ORDER BY id
+FOR UPDATE
+"""
+
+
+def _json_list(values: Sequence[str], _cache: dict[tuple[str, ...], str] = {}) -> str:  # noqa: B006
+    """JSON text of a short list of codes (modifiers, remarks), memoised: mostly empty."""
+    key = tuple(values)
+    found = _cache.get(key)
+    if found is None:
+        found = _encode(list(key)).decode()
+        if len(_cache) < 4096:
+            _cache[key] = found
+    return found
+
 
 _PAY_COLS = {
     "id": "uuid",
@@ -256,39 +281,20 @@ def _insert_sql(table: str, types: dict[str, str], param: str) -> str:
     )
 
 
-_INSERT_PAYMENTS = f"""
-WITH p AS ({_insert_sql("billing.claim_payments", _PAY_COLS, "$1")}),
-l AS ({_insert_sql("billing.line_payments", _LINE_COLS, "$2")}),
-a AS ({_insert_sql("billing.remit_adjustments", _ADJ_COLS, "$3")}),
-b AS ({_insert_sql("billing.provider_adjustments", _PLB_COLS, "$4")})
-SELECT 1
-"""
 _EV_NAMES, _EV_DEFS = _cols(_EVENT_COLS)
 _WI_NAMES, _WI_DEFS = _cols(_WI_COLS)
-_UPDATE_CLAIMS = f"""
-WITH u AS (
-    UPDATE billing.claims c
-    SET status = r.status, status_reason = r.reason, payer_icn = coalesce(r.icn, c.payer_icn),
-        version = c.version + 1, updated_at = now()
-    FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, status text, reason text, icn text)
-    WHERE c.id = r.id
-    RETURNING c.id
-)
-INSERT INTO audit.events ({_EV_NAMES})
-SELECT {_EV_NAMES} FROM jsonb_to_recordset($2::jsonb) AS r({_EV_DEFS})
-"""  # noqa: S608 - constants only
+_UPDATE_CLAIMS = """
+UPDATE billing.claims c
+SET status = r.status, status_reason = r.reason, payer_icn = coalesce(r.icn, c.payer_icn),
+    version = c.version + 1, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, status, reason, icn)
+WHERE c.id = r.id
+"""
 _INSERT_WORK_ITEMS = f"""
-WITH ins AS (
-    INSERT INTO billing.work_items ({_WI_NAMES})
-    SELECT {_WI_NAMES} FROM jsonb_to_recordset($1::jsonb) AS r({_WI_DEFS})
-    ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
-    RETURNING id
-), ev AS (
-    INSERT INTO audit.events ({_EV_NAMES})
-    SELECT {_EV_NAMES} FROM jsonb_to_recordset($2::jsonb) AS r({_EV_DEFS})
-    WHERE r.entity_id IN (SELECT id::text FROM ins)
-)
-SELECT count(*) FROM ins
+INSERT INTO billing.work_items ({_WI_NAMES})
+SELECT {_WI_NAMES} FROM jsonb_to_recordset($1::jsonb) AS r({_WI_DEFS})
+ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
+RETURNING id
 """  # noqa: S608 - constants only
 _RESOLVE_ITEMS = text(
     """
@@ -316,6 +322,109 @@ def _units(value: Any) -> int | None:
         return None
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC around synchronous row building (tens of thousands of small
+    acyclic dicts and tuples; collections would rescan the whole parsed file each time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Decider:
+    """`decide_remit` memoised on everything it reads, plus the adjustment rows it implies.
+
+    The key is the claim's full adjudication content (CLP02, charge, paid, every CAS triple
+    and line with its remarks) and the lookup date, and the code tables are fixed for the
+    file, so a hit returns exactly what a fresh call would."""
+
+    __slots__ = ("carcs", "hits", "memo", "rarcs")
+
+    def __init__(self, carcs: Any, rarcs: Any) -> None:
+        self.carcs = carcs
+        self.rarcs = rarcs
+        self.memo: dict[Any, tuple[RemitDecision, list[tuple[Any, ...]]]] = {}
+        self.hits = 0
+
+    def __call__(self, cp: ClaimPayment, on: date) -> tuple[RemitDecision, list[tuple[Any, ...]]]:
+        key = (
+            cp.status,
+            cp.charge,
+            cp.paid,
+            tuple([(a.group, a.carc, a.amount) for a in cp.adjustments]),
+            tuple(
+                [
+                    (
+                        ln.code,
+                        ln.charge,
+                        ln.paid,
+                        tuple([(a.group, a.carc, a.amount) for a in ln.adjustments]),
+                        tuple(ln.remark_codes),
+                    )
+                    for ln in cp.lines
+                ]
+            ),
+            on,
+        )
+        found = self.memo.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        decision = decide_remit(
+            _remit_claim(cp), on=on, carc_table=self.carcs, rarc_table=self.rarcs
+        )
+        adjustments = [
+            (
+                ci.line_index + 1 if ci.line_index is not None else None,
+                ci.adjustment.group.value,
+                ci.adjustment.carc[:5],
+                ci.adjustment.amount_cents,
+                None,
+                ci.kind.value,
+            )
+            for ci in decision.adjustments
+        ]
+        self.memo[key] = (decision, adjustments)
+        return decision, adjustments
+
+
+@dataclass(slots=True)
+class _Rows:
+    """COPY records for one chunk, in the column order of `_COPY_COLUMNS`."""
+
+    payments: list[tuple[Any, ...]] = field(default_factory=list)
+    lines: list[tuple[Any, ...]] = field(default_factory=list)
+    adjustments: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+_COPY_COLUMNS = {
+    "claim_payments": list(_PAY_COLS),
+    "line_payments": list(_LINE_COLS),
+    "remit_adjustments": list(_ADJ_COLS),
+}
+
+
+async def _copy(
+    drv: Any, table: str, records: list[tuple[Any, ...]], columns: list[str], schema: str
+) -> None:
+    if records:
+        await drv.copy_records_to_table(table, schema_name=schema, columns=columns, records=records)
+
+
+async def _write_rows(drv: Any, rows: _Rows) -> None:
+    # Parents first: the lines' and adjustments' foreign keys are checked row by row.
+    for table, records in (
+        ("claim_payments", rows.payments),
+        ("line_payments", rows.lines),
+        ("remit_adjustments", rows.adjustments),
+    ):
+        await _copy(drv, table, records, _COPY_COLUMNS[table], "billing")
+
+
 async def post_remittances(
     conn: AsyncConnection,
     *,
@@ -329,9 +438,10 @@ async def post_remittances(
 ) -> PostingResult:
     result = PostingResult()
     carcs, rarcs = await db_code_tables(conn)
-    flat = [(r, cp) for r in remits for cp in r.claims]
-    pcns = list({cp.patient_control_number for _, cp in flat})
-    rev_icns = list({cp.payer_icn for _, cp in flat if cp.status == "22" and cp.payer_icn})
+    pcns = list({cp.patient_control_number for r in remits for cp in r.claims})
+    rev_icns = list(
+        {cp.payer_icn for r in remits for cp in r.claims if cp.status == "22" and cp.payer_icn}
+    )
     prior: dict[str, tuple[str, str | None]] = {}
     if rev_icns:
         for r in await conn.execute(_LOOKUP_PRIOR, {"t": tenant_id, "icns": rev_icns}):
@@ -339,154 +449,39 @@ async def post_remittances(
     extra_ids = list({cid for _, cid in prior.values() if cid})
     by_pcn: dict[str, _Claim] = {}
     by_id: dict[str, _Claim] = {}
-    for r in await conn.execute(_LOCK_CLAIMS, {"t": tenant_id, "pcns": pcns, "ids": extra_ids}):
+    drv = await driver(conn)
+    for r in await drv.fetch(_LOCK_CLAIMS, tenant_id, pcns, extra_ids):
         c = _Claim(
-            r.id,
-            r.status,
-            r.version,
-            r.payer_id,
-            r.timely_filing_deadline,
-            r.appeal_window if r.appeal_window is not None else DEFAULT_APPEAL_WINDOW_DAYS,
+            r["id"],
+            r["status"],
+            r["version"],
+            r["payer_id"],
+            r["timely_filing_deadline"],
+            r["appeal_window"] if r["appeal_window"] is not None else DEFAULT_APPEAL_WINDOW_DAYS,
         )
-        by_pcn[r.pcn] = c
-        by_id[r.id] = c
+        by_pcn[r["pcn"]] = c
+        by_id[r["id"]] = c
+    del pcns
 
-    payments: list[dict[str, Any]] = []
-    lines: list[dict[str, Any]] = []
-    adjustments: list[dict[str, Any]] = []
-    items: list[dict[str, Any]] = []
-    seen_icn: dict[str, tuple[str, str | None]] = {}
-
-    for seq, (remit, cp) in enumerate(flat):
-        remit_date = remit.production_date or remit.payment_date or today
-        decision = decide_remit(_remit_claim(cp), on=remit_date, carc_table=carcs, rarc_table=rarcs)
-        pay_id = str(uuid.uuid4())
-        reversal = cp.status == "22"
-        reverses: str | None = None
-        claim: _Claim | None = None
-        if reversal and cp.payer_icn:
-            found = seen_icn.get(cp.payer_icn) or prior.get(cp.payer_icn)
-            if found is not None:
-                reverses = found[0]
-                claim = by_id.get(found[1]) if found[1] else None
-        if claim is None:
-            claim = by_pcn.get(cp.patient_control_number)
-        if not reversal and cp.payer_icn:
-            seen_icn[cp.payer_icn] = (pay_id, claim.id if claim else None)
-        result.by_outcome[decision.outcome.value] = (
-            result.by_outcome.get(decision.outcome.value, 0) + 1
-        )
-        allowed = cp.amounts.get("AU")
-        if allowed is None:
-            line_allowed = [ln.allowed for ln in cp.lines]
-            allowed = (
-                sum(a for a in line_allowed if a is not None)
-                if cp.lines and all(a is not None for a in line_allowed)
-                else cp.paid + decision.patient_responsibility_cents
-            )
-        payments.append(
-            {
-                "id": pay_id,
-                "tenant_id": tenant_id,
-                "remittance_file_id": file_id,
-                "seq": seq,
-                "claim_id": claim.id if claim else None,
-                "patient_control_number": cp.patient_control_number[:38],
-                "status_code": cp.status[:2],
-                "charge_cents": cp.charge,
-                "paid_cents": cp.paid,
-                "patient_resp_cents": cp.patient_responsibility,
-                "allowed_cents": allowed,
-                "contractual_cents": decision.contractual_cents,
-                "denied_cents": decision.denied_cents,
-                "payer_icn": cp.payer_icn[:50] or None,
-                "reverses_payment_id": reverses,
-                "filing_indicator": cp.filing_indicator[:2] or None,
-                "outcome": decision.outcome.value,
-                "remarks": list(decision.denial.remark_codes) if decision.denial else [],
-                "payer_code": payer_code,
-                "remit_date": remit_date.isoformat(),
-            }
-        )
-        for ci in decision.adjustments:
-            adjustments.append(
-                {
-                    "claim_payment_id": pay_id,
-                    "line_seq": ci.line_index + 1 if ci.line_index is not None else None,
-                    "group_code": ci.adjustment.group.value,
-                    "carc": ci.adjustment.carc[:5],
-                    "amount_cents": ci.adjustment.amount_cents,
-                    "quantity": None,
-                    "kind": ci.kind.value,
-                }
-            )
-        for li, ln in enumerate(cp.lines, start=1):
-            pr = sum(a.amount for a in ln.adjustments if a.group == "PR")
-            lines.append(
-                {
-                    "claim_payment_id": pay_id,
-                    "seq": li,
-                    "line_no": li if claim else None,
-                    "procedure_code": ln.code[:10],
-                    "modifiers": list(ln.modifiers),
-                    "units": _units(ln.units),
-                    "charge_cents": ln.charge,
-                    "paid_cents": ln.paid,
-                    "allowed_cents": ln.allowed if ln.allowed is not None else ln.paid + pr,
-                    "patient_resp_cents": pr,
-                    "service_date": ln.service_date.isoformat() if ln.service_date else None,
-                    "remarks": list(ln.remark_codes),
-                }
-            )
-        if claim is None:
-            result.unmatched += 1
-            items.append(
-                _item(
-                    tenant_id,
-                    source="835_unmatched",
-                    category=WorkItemCategory.OTHER,
-                    action=DefaultAction.CHECK_STATUS.value,
-                    text=(
-                        "The payer adjudicated a claim number we do not know: find the claim "
-                        "(typo, another tenant, a claim sent outside this service) and post it."
-                    ),
-                    claim=None,
-                    batch=f"{file_id}:{seq}",
-                    payment=pay_id,
-                    amount=abs(cp.paid) or abs(cp.charge),
-                    reasons=[
-                        {
-                            "code": "UNMATCHED_CLP01",
-                            "pcn": cp.patient_control_number,
-                            "payer_icn": cp.payer_icn,
-                            "clp02": cp.status,
-                        }
-                    ],
-                    summary=f"835 claim {cp.patient_control_number} matches no claim",
-                    today=today,
-                )
-            )
-            continue
-        result.matched += 1
-        if reversal:
-            claim.pending_reversal = (claim.pending_reversal or 0) - cp.paid
-            claim.events.append(
-                (
-                    "claim.remit_reversed",
-                    f"835 reversal (CLP02 22) of payer ICN {cp.payer_icn}",
-                    {"status": claim.status},
-                    {
-                        "status": claim.status,
-                        "payment_id": pay_id,
-                        "reverses_payment_id": reverses,
-                        "paid_cents": cp.paid,
-                        "file_id": file_id,
-                    },
-                )
-            )
-            continue
-        claim.pending_reversal = None
-        _apply_outcome(claim, cp, decision, pay_id, file_id, tenant_id, items, remit_date, today)
+    post = _Posting(
+        tenant_id=tenant_id,
+        file_id=file_id,
+        payer_code=payer_code,
+        today=today,
+        decide=_Decider(carcs, rarcs),
+        by_pcn=by_pcn,
+        by_id=by_id,
+        prior=prior,
+        result=result,
+    )
+    flat = ((remit, cp) for remit in remits for cp in remit.claims)
+    while True:
+        rows = post.chunk(flat, CHUNK)
+        if not rows.payments:
+            break
+        await _write_rows(drv, rows)
+    del rows
+    items = post.items
 
     for claim in by_id.values():
         if claim.pending_reversal and claim.status not in (
@@ -527,19 +522,14 @@ async def post_remittances(
         for r in remits
         for p in r.plb
     ]
-    drv = await driver(conn)
-    await drv.execute(
-        _INSERT_PAYMENTS,
-        _encode(payments).decode(),
-        _encode(lines).decode(),
-        _encode(adjustments).decode(),
-        _encode(plbs).decode(),
-    )
-    await _write_claims(conn, drv, tenant_id, by_id, actor, request_id)
-    result.work_items = await _write_items(drv, tenant_id, items, actor, request_id)
+    if plbs:
+        await drv.execute(_INSERT_PLB, _encode(plbs).decode())
+    at = utc_now()
+    await _write_claims(conn, drv, tenant_id, by_id, actor, request_id, at)
+    result.work_items = await _write_items(drv, tenant_id, items, actor, request_id, at)
     paid_ids = [c.id for c in by_id.values() if c.paid_in_full]
     if paid_ids:
-        await _resolve_items(conn, drv, tenant_id, paid_ids, actor, request_id)
+        await _resolve_items(conn, drv, tenant_id, paid_ids, actor, request_id, at)
     decided = [(c.id, c.appeal_result) for c in by_id.values() if c.appeal_result]
     if decided:
         await conn.execute(
@@ -552,6 +542,163 @@ async def post_remittances(
             },
         )
     return result
+
+
+_INSERT_PLB = _insert_sql("billing.provider_adjustments", _PLB_COLS, "$1")
+_UNMATCHED_TEXT = (
+    "The payer adjudicated a claim number we do not know: find the claim "
+    "(typo, another tenant, a claim sent outside this service) and post it."
+)
+
+
+@dataclass(slots=True)
+class _Posting:
+    """Per-file posting state: walks the CLPs in file order, a chunk at a time."""
+
+    tenant_id: str
+    file_id: str
+    payer_code: str
+    today: date
+    decide: _Decider
+    by_pcn: dict[str, _Claim]
+    by_id: dict[str, _Claim]
+    prior: dict[str, tuple[str, str | None]]
+    result: PostingResult
+    items: list[dict[str, Any]] = field(default_factory=list)
+    seen_icn: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    seq: int = 0
+
+    def chunk(self, flat: Iterator[tuple[Remittance, ClaimPayment]], size: int) -> _Rows:
+        rows = _Rows()
+        with _gc_paused():
+            for _ in range(size):
+                nxt = next(flat, None)
+                if nxt is None:
+                    break
+                self.claim(rows, *nxt)
+        return rows
+
+    def claim(self, rows: _Rows, remit: Remittance, cp: ClaimPayment) -> None:
+        seq = self.seq
+        self.seq += 1
+        result = self.result
+        tenant_id, file_id, today = self.tenant_id, self.file_id, self.today
+        remit_date = remit.production_date or remit.payment_date or today
+        decision, adjustments = self.decide(cp, remit_date)
+        pay_id = str(uuid.uuid4())
+        reversal = cp.status == "22"
+        reverses: str | None = None
+        claim: _Claim | None = None
+        if reversal and cp.payer_icn:
+            found = self.seen_icn.get(cp.payer_icn) or self.prior.get(cp.payer_icn)
+            if found is not None:
+                reverses = found[0]
+                claim = self.by_id.get(found[1]) if found[1] else None
+        if claim is None:
+            claim = self.by_pcn.get(cp.patient_control_number)
+        if not reversal and cp.payer_icn:
+            self.seen_icn[cp.payer_icn] = (pay_id, claim.id if claim else None)
+        outcome = decision.outcome.value
+        result.by_outcome[outcome] = result.by_outcome.get(outcome, 0) + 1
+        allowed = cp.amounts.get("AU")
+        if allowed is None:
+            line_allowed = [ln.allowed for ln in cp.lines]
+            allowed = (
+                sum(a for a in line_allowed if a is not None)
+                if cp.lines and all(a is not None for a in line_allowed)
+                else cp.paid + decision.patient_responsibility_cents
+            )
+        rows.payments.append(
+            (
+                pay_id,
+                tenant_id,
+                file_id,
+                seq,
+                claim.id if claim else None,
+                cp.patient_control_number[:38],
+                cp.status[:2],
+                cp.charge,
+                cp.paid,
+                cp.patient_responsibility,
+                allowed,
+                decision.contractual_cents,
+                decision.denied_cents,
+                cp.payer_icn[:50] or None,
+                reverses,
+                cp.filing_indicator[:2] or None,
+                outcome,
+                _json_list(decision.denial.remark_codes if decision.denial else ()),
+                self.payer_code,
+                remit_date,
+            )
+        )
+        rows.adjustments.extend((pay_id, *a) for a in adjustments)
+        for li, ln in enumerate(cp.lines, start=1):
+            pr = sum(a.amount for a in ln.adjustments if a.group == "PR")
+            rows.lines.append(
+                (
+                    pay_id,
+                    li,
+                    li if claim else None,
+                    ln.code[:10],
+                    _json_list(ln.modifiers),
+                    _units(ln.units),
+                    ln.charge,
+                    ln.paid,
+                    ln.allowed if ln.allowed is not None else ln.paid + pr,
+                    pr,
+                    ln.service_date,
+                    _json_list(ln.remark_codes),
+                )
+            )
+        if claim is None:
+            result.unmatched += 1
+            self.items.append(
+                _item(
+                    tenant_id,
+                    source="835_unmatched",
+                    category=WorkItemCategory.OTHER,
+                    action=DefaultAction.CHECK_STATUS.value,
+                    text=_UNMATCHED_TEXT,
+                    claim=None,
+                    batch=f"{file_id}:{seq}",
+                    payment=pay_id,
+                    amount=abs(cp.paid) or abs(cp.charge),
+                    reasons=[
+                        {
+                            "code": "UNMATCHED_CLP01",
+                            "pcn": cp.patient_control_number,
+                            "payer_icn": cp.payer_icn,
+                            "clp02": cp.status,
+                        }
+                    ],
+                    summary=f"835 claim {cp.patient_control_number} matches no claim",
+                    today=today,
+                )
+            )
+            return
+        result.matched += 1
+        if reversal:
+            claim.pending_reversal = (claim.pending_reversal or 0) - cp.paid
+            claim.events.append(
+                (
+                    "claim.remit_reversed",
+                    f"835 reversal (CLP02 22) of payer ICN {cp.payer_icn}",
+                    {"status": claim.status},
+                    {
+                        "status": claim.status,
+                        "payment_id": pay_id,
+                        "reverses_payment_id": reverses,
+                        "paid_cents": cp.paid,
+                        "file_id": file_id,
+                    },
+                )
+            )
+            return
+        claim.pending_reversal = None
+        _apply_outcome(
+            claim, cp, decision, pay_id, file_id, tenant_id, self.items, remit_date, today
+        )
 
 
 def _apply_outcome(
@@ -741,6 +888,9 @@ def _item(
     }
 
 
+_EVENT_COPY_COLUMNS = list(_EVENT_COLS)
+
+
 def _event_rows(
     heads: dict[str, tuple[int, str]],
     tenant_id: str,
@@ -749,28 +899,54 @@ def _event_rows(
     events: Sequence[tuple[str, str | None, Any, Any]],
     actor: str,
     request_id: str | None,
-) -> list[dict[str, Any]]:
+    at: datetime,
+    out: list[tuple[Any, ...]],
+) -> None:
+    """Append COPY records (columns of `_EVENT_COLS`) for one entity's new events.
+
+    `before` / `after` here are JSON-native (str keys; str, int, bool, None, lists, dicts),
+    so decoding their JSON gives them back unchanged: hashing them directly is hashing what
+    PostgreSQL will return, which `shared.audit.verify_chain` recomputes."""
     seq, prev = heads.get(entity_id, (0, GENESIS))
-    out = []
     for action, reason, before, after in events:
         seq += 1
-        row = build_event(
+        digest = event_hash(
+            prev_hash=prev,
             tenant_id=tenant_id,
             entity_type=entity_type,
             entity_id=entity_id,
             seq=seq,
-            prev_hash=prev,
             action=action,
             actor=actor,
             request_id=request_id,
             reason=reason,
             before=before,
             after=after,
+            occurred_at=at,
         )
-        prev = row["hash"]
-        row["occurred_at"] = row["occurred_at"].isoformat()
-        out.append(row)
-    return out
+        out.append(
+            (
+                tenant_id,
+                entity_type,
+                entity_id,
+                seq,
+                action,
+                actor,
+                request_id,
+                reason,
+                _encode(before).decode() if before is not None else None,
+                _encode(after).decode() if after is not None else None,
+                at,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+
+
+async def _copy_events(drv: Any, events: list[tuple[Any, ...]]) -> None:
+    for i in range(0, len(events), CHUNK):
+        await _copy(drv, "events", events[i : i + CHUNK], _EVENT_COPY_COLUMNS, "audit")
 
 
 async def _write_claims(
@@ -780,54 +956,71 @@ async def _write_claims(
     by_id: dict[str, _Claim],
     actor: str,
     request_id: str | None,
+    at: datetime,
 ) -> None:
     touched = [c for c in by_id.values() if c.events]
     if not touched:
         return
     heads = await audit_heads(conn, "claim", [(tenant_id, c.id) for c in touched])
-    updates = []
-    events: list[dict[str, Any]] = []
-    for c in touched:
-        updates.append(
-            {"id": c.id, "status": c.status, "reason": c.events[-1][1][:500], "icn": c.icn}
-        )
-        events += _event_rows(heads, tenant_id, "claim", c.id, c.events, actor, request_id)
-    await drv.execute(_UPDATE_CLAIMS, _encode(updates).decode(), _encode(events).decode())
+    events: list[tuple[Any, ...]] = []
+    with _gc_paused():
+        for c in touched:
+            _event_rows(heads, tenant_id, "claim", c.id, c.events, actor, request_id, at, events)
+    await drv.execute(
+        _UPDATE_CLAIMS,
+        [c.id for c in touched],
+        [c.status for c in touched],
+        [c.events[-1][1][:500] for c in touched],
+        [c.icn for c in touched],
+    )
+    await _copy_events(drv, events)
+
+
+_ITEM_AUDIT_KEYS = (
+    "source",
+    "category",
+    "claim_id",
+    "batch_id",
+    "amount_cents",
+    "recommended_action",
+    "primary_reason",
+    "status",
+    "timely_filing_deadline",
+    "appeal_deadline",
+)
 
 
 async def _write_items(
-    drv: Any, tenant_id: str, items: list[dict[str, Any]], actor: str, request_id: str | None
+    drv: Any,
+    tenant_id: str,
+    items: list[dict[str, Any]],
+    actor: str,
+    request_id: str | None,
+    at: datetime,
 ) -> int:
     if not items:
         return 0
-    events: list[dict[str, Any]] = []
-    for it in items:
-        after = {
-            k: it[k]
-            for k in (
-                "source",
-                "category",
-                "claim_id",
-                "batch_id",
-                "amount_cents",
-                "recommended_action",
-                "primary_reason",
-                "status",
-                "timely_filing_deadline",
-                "appeal_deadline",
+    events: list[tuple[Any, ...]] = []
+    with _gc_paused():
+        for it in items:
+            after = {k: it[k] for k in _ITEM_AUDIT_KEYS}
+            _event_rows(
+                {},
+                tenant_id,
+                "work_item",
+                it["id"],
+                [("work_item.opened", None, None, after)],
+                actor,
+                request_id,
+                at,
+                events,
             )
-        }
-        events += _event_rows(
-            {},
-            tenant_id,
-            "work_item",
-            it["id"],
-            [("work_item.opened", None, None, after)],
-            actor,
-            request_id,
-        )
-    n = await drv.fetchval(_INSERT_WORK_ITEMS, _encode(items).decode(), _encode(events).decode())
-    return int(n or 0)
+    # ON CONFLICT: an item already open for the same problem (dedupe key) is kept, and only
+    # the items actually inserted get their "opened" event.
+    inserted = await drv.fetch(_INSERT_WORK_ITEMS, _encode(items).decode())
+    ids = {str(r["id"]) for r in inserted}
+    await _copy_events(drv, [e for e in events if e[2] in ids])
+    return len(ids)
 
 
 async def _resolve_items(
@@ -837,14 +1030,15 @@ async def _resolve_items(
     claim_ids: list[str],
     actor: str,
     request_id: str | None,
+    at: datetime,
 ) -> None:
     rows = list(await conn.execute(_RESOLVE_ITEMS, {"t": tenant_id, "ids": claim_ids}))
     if not rows:
         return
     heads = await audit_heads(conn, "work_item", [(tenant_id, r.id) for r in rows])
-    events: list[dict[str, Any]] = []
+    events: list[tuple[Any, ...]] = []
     for r in rows:
-        events += _event_rows(
+        _event_rows(
             heads,
             tenant_id,
             "work_item",
@@ -859,10 +1053,7 @@ async def _resolve_items(
             ],
             actor,
             request_id,
+            at,
+            events,
         )
-    names, defs = _EV_NAMES, _EV_DEFS
-    await drv.execute(
-        f"INSERT INTO audit.events ({names}) SELECT {names} "  # noqa: S608 - constants
-        f"FROM jsonb_to_recordset($1::jsonb) AS r({defs})",
-        _encode(events).decode(),
-    )
+    await _copy_events(drv, events)

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import msgspec
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.billing.claim_repository import driver
 from services.billing.domain.work_items import (
     DOLLAR_WEIGHT,
     NO_DEADLINE_DAYS,
@@ -457,23 +459,85 @@ async def list_items(
 
 # ----------------------------------------------------------------------------- working
 
-_NEXT_BASE = """
+# `next` is two statements on the unit of work's asyncpg connection (plus its BEGIN/COMMIT):
+#
+# 1. pick the top open item (FOR UPDATE SKIP LOCKED on the queue's partial index
+#    ix_work_items_queue, walked backwards), assign it, and return the row with its audit
+#    chain head. `synchronous_commit` is off for this transaction only (see take_next).
+# 2. append the audit event (hash computed here, as everywhere, by shared.audit), guarded by
+#    the chain's unique (tenant, type, id, seq): statement 1 read the head with a snapshot
+#    taken before the row lock was granted, so in the rare case another transaction appended
+#    to this item's chain and committed in between, the insert does nothing and the head is
+#    read again (statement 2 runs on a fresh snapshot, after the lock).
+_TAKE_BASE = """
+WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS sc),
+pick AS (
     SELECT id FROM billing.work_items
-    WHERE tenant_id = :t AND status = 'open'{extra}
+    WHERE tenant_id = $1 AND status = 'open'{extra}
     ORDER BY priority_score DESC, id DESC
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), upd AS (
+    UPDATE billing.work_items w
+    SET status = 'in_progress', assignee = $2, version = w.version + 1, updated_at = now()
+    FROM pick, cfg
+    WHERE w.id = pick.id AND cfg.sc IS NOT NULL
+    RETURNING w.*
+)
+SELECT upd.*, h.seq AS chain_seq, h.hash AS chain_hash
+FROM upd
+LEFT JOIN LATERAL (
+    SELECT e.seq, e.hash FROM audit.events e
+    WHERE e.tenant_id = $1 AND e.entity_type = 'work_item' AND e.entity_id = upd.id::text
+    ORDER BY e.seq DESC
+    LIMIT 1
+) h ON true
 """
+
+
+def _take_sql(route: bool, category: bool) -> str:
+    extra = ""
+    n = 2
+    if route:
+        n += 1
+        extra += f" AND route = ${n}"
+    if category:
+        n += 1
+        extra += f" AND category = ${n}"
+    return _TAKE_BASE.format(extra=extra)
+
+
 # One statement per filter combination, so each gets a plan on the queue index.
-_NEXT_SQL = {
-    (r, c): text(
-        _NEXT_BASE.format(
-            extra=(" AND route = :route" if r else "") + (" AND category = :category" if c else "")
-        )
-    )
-    for r in (False, True)
-    for c in (False, True)
-}
+_TAKE_SQL = {(r, c): _take_sql(r, c) for r in (False, True) for c in (False, True)}
+_EVENT_COLS = (
+    "tenant_id, entity_type, entity_id, seq, action, actor, request_id, reason, before, after, "
+    "occurred_at, prev_hash, hash"
+)
+_APPEND_EVENT = f"""
+INSERT INTO audit.events ({_EVENT_COLS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13)
+ON CONFLICT (tenant_id, entity_type, entity_id, seq) DO NOTHING
+RETURNING id
+"""  # noqa: S608 - constants only
+_CHAIN_HEAD = """
+SELECT seq, hash FROM audit.events
+WHERE tenant_id = $1 AND entity_type = $2 AND entity_id = $3
+ORDER BY seq DESC
+LIMIT 1
+"""
+_json = msgspec.json.Encoder()
+
+
+class _Row:
+    """Attribute access over an asyncpg record (what `item_read` reads)."""
+
+    __slots__ = ("_r",)
+
+    def __init__(self, record: Any) -> None:
+        self._r = record
+
+    def __getattr__(self, name: str) -> Any:
+        return self._r[name]
 
 
 async def take_next(
@@ -485,41 +549,71 @@ async def take_next(
     request_id: str | None = None,
 ) -> Any | None:
     """Assign the highest-priority open item to the caller. Rows other billers are taking
-    right now are skipped (FOR UPDATE SKIP LOCKED), so two billers never get the same one."""
-    item_id = (
-        await conn.execute(
-            _NEXT_SQL[(route is not None, category is not None)],
-            {"t": principal.tenant_id, "route": route, "category": category},
-        )
-    ).scalar_one_or_none()
-    if item_id is None:
-        return None
-    row = (
-        await conn.execute(
-            update(work_items)
-            .where(work_items.c.id == item_id)
-            .values(
-                status="in_progress",
-                assignee=principal.actor,
-                version=work_items.c.version + 1,
-                updated_at=func.now(),
-            )
-            .returning(*work_items.c)
-        )
-    ).one()
-    await audit.append(
-        conn,
-        tenant_id=principal.tenant_id,
-        entity_type=ENTITY,
-        entity_id=str(item_id),
-        action="work_item.assigned",
-        actor=principal.actor,
-        request_id=request_id,
-        reason="next",
-        before={"status": "open", "assignee": None},
-        after={"status": "in_progress", "assignee": principal.actor},
+    right now are skipped (FOR UPDATE SKIP LOCKED), so two billers never get the same one.
+
+    The assignment and its audit event commit together in the caller's transaction, with
+    `synchronous_commit = off` for that transaction only: a crash can lose the last
+    fraction of a second of takes, and a lost take loses both (the item is simply open
+    again, with no event claiming otherwise); it can never leave one without the other.
+    """
+    # The first statement goes through SQLAlchemy so that its (lazy) BEGIN is the one the
+    # unit of work commits; the rest runs on the same asyncpg connection.
+    args: list[Any] = [principal.tenant_id, principal.actor]
+    if route is not None:
+        args.append(route)
+    if category is not None:
+        args.append(category)
+    result = await conn.exec_driver_sql(
+        _TAKE_SQL[(route is not None, category is not None)], tuple(args)
     )
-    return item_read(row)
+    rec = result.first()
+    if rec is None:
+        return None
+    row = rec._mapping
+    item_id = str(row["id"])
+    seq, prev = (row["chain_seq"], row["chain_hash"]) if row["chain_seq"] else (0, audit.GENESIS)
+    drv = await driver(conn)
+    for _ in range(5):
+        event = audit.build_event(
+            tenant_id=principal.tenant_id,
+            entity_type=ENTITY,
+            entity_id=item_id,
+            seq=seq + 1,
+            prev_hash=prev,
+            action="work_item.assigned",
+            actor=principal.actor,
+            request_id=request_id,
+            reason="next",
+            before={"status": "open", "assignee": None},
+            after={"status": "in_progress", "assignee": principal.actor},
+        )
+        inserted = await drv.fetchval(
+            _APPEND_EVENT,
+            event["tenant_id"],
+            event["entity_type"],
+            event["entity_id"],
+            event["seq"],
+            event["action"],
+            event["actor"],
+            event["request_id"],
+            event["reason"],
+            _json.encode(event["before"]).decode(),
+            _json.encode(event["after"]).decode(),
+            event["occurred_at"],
+            event["prev_hash"],
+            event["hash"],
+        )
+        if inserted is not None:
+            break
+        head = await drv.fetchrow(_CHAIN_HEAD, principal.tenant_id, ENTITY, item_id)
+        seq, prev = head["seq"], head["hash"]
+    else:  # pragma: no cover - needs five appends to one item racing this take
+        raise Conflict("the work item's history keeps changing; try again", code="busy")
+    values = dict(row)
+    reasons = values["reasons"]
+    if isinstance(reasons, str | bytes):  # depends on the connection's jsonb codec
+        values["reasons"] = msgspec.json.decode(reasons)
+    return item_read(_Row(values))
 
 
 async def set_status(
