@@ -296,6 +296,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
         target=_serve_api_and_worker, args=(msgspec.json.encode(settings),), daemon=False
     )
     server.start()
+    # SIGTERM (a service manager, `timeout`) ends this process through the `finally` below,
+    # so the child and the embedded PostgreSQL/Redis are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         _wait_ready(base, server)
         asyncio.run(flow())
