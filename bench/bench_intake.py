@@ -20,7 +20,6 @@ import asyncpg
 from bench._harness import (
     build_post,
     create_key,
-    free_port,
     fresh_database,
     load,
     machine,
@@ -31,6 +30,7 @@ from bench._harness import (
     wait_http,
 )
 from shared.db import asyncpg_dsn
+from shared.embedded import free_port
 from tests.fixtures.sessions import session_payload
 
 
