@@ -15,6 +15,10 @@ ORDER = [
     "bench_intake.py",
     "bench_coverage.py",
     "bench_claims.py",
+    "bench_submission.py",
+    "bench_remittance.py",
+    "bench_pmpm.py",
+    "bench_demo.py",
 ]
 
 
