@@ -161,10 +161,29 @@ async def run_steps(base_url: str, keys: DemoKeys, size: DemoSize, today: date) 
 # ----------------------------------------------------------------------------- later stages
 
 
-async def submit(c: httpx.AsyncClient, st: DemoState) -> dict[str, Any]:
-    """Ready claims leave as 837P batches through the directory transport."""
-    run = _check(await c.post("/v1/submissions/run", headers=st.keys.h("manager")))
-    return {"batches": len(run["batches"]), "claims": sum(b["claim_count"] for b in run["batches"])}
+async def submit(
+    c: httpx.AsyncClient, st: DemoState, redis_url: str, queue_name: str, tag: str
+) -> dict[str, Any]:
+    """The worker's submission job (the same one its cron runs) sends the ready claims as
+    837P batches through the directory transport; wait until none is left ready."""
+    await run_worker_job(redis_url, queue_name, "submit_ready_claims", tag)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready = _check(
+            await c.get(
+                "/v1/claims", params={"status": "ready", "limit": 1}, headers=st.keys.h("biller")
+            )
+        )
+        if not ready["items"]:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise DemoError("the worker did not submit the ready claims within 300 s")
+    batches = await all_pages(c, "/v1/batches", st.keys.h("manager"))
+    return {
+        "batches": len(batches),
+        "claims": sum(b["batch"]["claim_count"] for b in batches),
+    }
 
 
 def simulate_payers(mailbox: Path, seed: int, capitation: list[Any]) -> dict[str, Any]:
@@ -207,7 +226,7 @@ async def all_pages(
     items: list[Any] = []
     after = None
     while True:
-        q = {**params, "limit": 200, **({"after": after} if after else {})}
+        q = {"limit": 100, **params, **({"after": after} if after else {})}
         page = _check(await c.get(path, params=q, headers=headers))
         items += page["items"]
         after = page.get("next_cursor") or page.get("next")
@@ -301,7 +320,7 @@ async def run_demo(
     }
     async with httpx.AsyncClient(base_url=base_url, timeout=300) as c:
         t = time.perf_counter()
-        report["submission"] = await submit(c, st)
+        report["submission"] = await submit(c, st, redis_url, queue_name, tenant)
         st.timings["submission"] = time.perf_counter() - t
 
         t = time.perf_counter()
