@@ -2,8 +2,9 @@
 
 * `create_runs`: a new versioned run for each requested month of one contract: the
   member-month ledger (coverage, via `PmpmCoveragePort`), documented activity, monthly codes
-  or expected capitation, payments, and one classification per member, all in set-based SQL
-  (`pmpm_sql.RECONCILE_SQL`). Earlier runs are kept. A closed month may be re-run only
+  or expected capitation, payments, and one classification per member, all in one set-based
+  SQL statement (`pmpm_sql.RECONCILE_SQL`, with coverage's member-months SELECT embedded).
+  Earlier runs are kept. A closed month may be re-run only
   within the contract's retro window; such runs are *adjustment* runs whose lines carry the
   closed run's figures, so later changes show against the original month.
 * `close_run`: lock the month on its latest run.
@@ -36,8 +37,8 @@ from services.billing.domain.pmpm import (
     needs_work,
     within_retro_window,
 )
-from services.billing.pmpm_sql import RECONCILE_SQL
-from services.billing.tables_pmpm import pmpm_lines, pmpm_month_locks, pmpm_runs
+from services.billing.pmpm_sql import reconcile_sql
+from services.billing.tables_pmpm import line_order, pmpm_lines, pmpm_month_locks, pmpm_runs
 from services.billing.work_queue import open_work_item
 from shared import audit
 from shared.clock import utc_now, utc_today
@@ -63,7 +64,7 @@ class PmpmCoveragePort(Protocol):
 
     async def pmpm_contracts(self, conn: AsyncConnection) -> list[tuple[str, str]]: ...
 
-    async def stage_member_months(
+    async def member_months_query(
         self,
         conn: AsyncConnection,
         *,
@@ -72,9 +73,12 @@ class PmpmCoveragePort(Protocol):
         version: int,
         periods: Sequence[date],
         known_at: datetime,
-    ) -> str: ...
-
-    async def drop_staged(self, conn: AsyncConnection, table: str) -> None: ...
+    ) -> tuple[str, dict[str, Any]]:
+        """Coverage's SELECT of the contract version's member-months for `periods` as known at
+        `known_at` (columns: period, patient_id, patient_ref, member_id, tier, rate, span_id,
+        enrolled_days, days_in_month, expected, recorded_late) and its parameters (named
+        `mm_*`), for the reconciliation statement to embed; coverage owns the SQL."""
+        ...
 
 
 def default_pmpm_coverage() -> PmpmCoveragePort:
@@ -206,6 +210,10 @@ async def create_runs(
     await _lock(conn, f"pmpm:{tenant_id}:{cid}")
     # Sorts and hashes over a whole roster stay in memory (server side, this transaction).
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    # A run is derived data that can be made again: its transaction does not wait at commit
+    # for the WAL of 100,000s of lines to reach disk (a crash in that instant loses the run,
+    # never consistency; other transactions keep their setting).
+    await conn.execute(text("SET LOCAL synchronous_commit = off"))
     by_version: dict[int, tuple[PmpmTermsView, list[RunRef], list[str | None]]] = {}
     for period in wanted:
         if period > month_start(today):
@@ -321,7 +329,7 @@ async def _reconcile(
     with_hash: bool,
 ) -> None:
     periods = [r.period for r in runs]
-    staged = await coverage.stage_member_months(
+    mm_sql, mm_params = await coverage.member_months_query(
         conn,
         tenant_id=tenant_id,
         contract_id=contract_id,
@@ -329,8 +337,8 @@ async def _reconcile(
         periods=periods,
         known_at=as_of,
     )
-    if not staged.startswith("pmpm_mm_") or not staged[8:].isalnum():
-        raise ValueError("unexpected staged table name")
+    if not all(k.startswith("mm_") for k in mm_params):
+        raise ValueError("member-months parameters must be named mm_*")
     params: dict[str, Any] = {
         "tenant": tenant_id,
         "contract": contract_id,
@@ -348,9 +356,10 @@ async def _reconcile(
         "has_requirement": terms.has_activity_requirement,
         "with_hash": with_hash,
         **_code_arrays(terms, periods),
+        **mm_params,
     }
-    await conn.execute(text(RECONCILE_SQL.replace("{staged}", staged)), params)
-    await coverage.drop_staged(conn, staged)
+    statement = reconcile_sql(mm_sql, monthly_claim=terms.payment_mode == "monthly_claim")
+    await conn.execute(text(statement), params)
 
 
 async def _drop_unchanged(
@@ -495,8 +504,8 @@ async def open_variance_items(
     rows = (
         await conn.execute(
             select(
-                pmpm_lines.c.line_no,
                 pmpm_lines.c.member_id,
+                pmpm_lines.c.patient_id,
                 pmpm_lines.c.classification,
                 pmpm_lines.c.expected_cents,
                 pmpm_lines.c.received_cents,
@@ -510,10 +519,11 @@ async def open_variance_items(
                     [c.value for c in (Classification.ACTIVITY_NOT_MET,)]
                 ),
             )
-            .order_by(pmpm_lines.c.line_no)
+            .order_by(*line_order())
         )
     ).all()
-    line_nos: list[int] = []
+    members: list[str] = []
+    patients: list[str] = []
     item_ids: list[str] = []
     month = f"{run.period:%Y-%m}"
     for r in rows:
@@ -545,16 +555,19 @@ async def open_variance_items(
                 }
             ],
         )
-        line_nos.append(r.line_no)
+        members.append(r.member_id)
+        patients.append(str(r.patient_id) if r.patient_id else "")
         item_ids.append(item_id)
-    if line_nos:
+    if members:
         await conn.execute(
             text(
                 "UPDATE billing.pmpm_lines l SET work_item_id = u.item "
-                "FROM unnest(CAST(:nos AS int[]), CAST(:items AS uuid[])) AS u(no, item) "
-                "WHERE l.run_id = :run AND l.line_no = u.no"
+                "FROM unnest(CAST(:members AS text[]), CAST(:patients AS text[]), "
+                "CAST(:items AS uuid[])) AS u(member, patient, item) "
+                "WHERE l.run_id = :run AND l.member_id = u.member "
+                "AND COALESCE(CAST(l.patient_id AS text), '') = u.patient"
             ),
-            {"nos": line_nos, "items": item_ids, "run": run.id},
+            {"members": members, "patients": patients, "items": item_ids, "run": run.id},
         )
     total = (
         await conn.execute(

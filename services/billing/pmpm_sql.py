@@ -2,14 +2,16 @@
 (one run per month of one contract version), classifying all members at once.
 
 Inputs joined per (month, member id):
-* the staged member-months (coverage's port: who counts, tier, rate, proration, expected);
+* the member-months (coverage's SELECT, embedded as the CTE `mm` through the port: who counts,
+  tier, rate, proration, expected);
 * documented activity (billing.sessions: minutes, interventions per patient and month);
 * payments (billing.pmpm_payments, imported up to the run's `as_of`);
 * for adjustment runs, the closed run's lines (what changed since the month was locked).
 
 `CLASSIFY_SQL` is the SQL form of `services.billing.domain.pmpm.classify`; a test evaluates
-both on the same generated facts. Lines are numbered per run by member id (byte order), so a
-re-run with the same inputs writes identical lines.
+both on the same generated facts. Lines are not numbered (numbering a whole roster in member
+order cost a sort of every line); a line is identified by (run, member id, patient id) and read
+in that order (member id in byte order). A re-run with the same inputs writes identical lines.
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ _MINUTES = """CASE WHEN (s.payload->>'start_time') IS NOT NULL AND (s.payload->>
     ELSE COALESCE((s.payload->>'documented_minutes')::int, 0) END"""
 
 _RECONCILE_TEMPLATE = """
-WITH runs AS (
-    SELECT * FROM unnest(CAST(:periods AS date[]), CAST(:run_ids AS uuid[]),
-                         CAST(:base_ids AS uuid[])) AS r(period, run_id, base_run_id)
+WITH mm AS (
+__MEMBER_MONTHS__
+),
+runs AS (
+    SELECT r.*, extract(day FROM r.period + interval '1 month' - interval '1 day')::int AS dim
+    FROM unnest(CAST(:periods AS date[]), CAST(:run_ids AS uuid[]),
+                CAST(:base_ids AS uuid[])) AS r(period, run_id, base_run_id)
 ),
 act AS (
     SELECT s.patient_ref AS act_ref, date_trunc('month', s.date_of_service)::date AS act_period,
@@ -91,14 +97,14 @@ j AS (
            COALESCE(pay.payment_count, 0) AS payment_count,
            COALESCE(pay.recouped_cents, 0) AS recouped_cents, pay.named_tier,
            base.b_present, base.b_on_roster, base.b_expected, base.b_received, base.b_class
-    FROM {staged} mm
+    FROM mm
     FULL JOIN pay USING (period, member_id)
     FULL JOIN base USING (period, member_id)
     LEFT JOIN act a ON a.act_ref = mm.patient_ref AND a.act_period = mm.period
 ),
 k AS (
     SELECT j.*, r.run_id, r.base_run_id,
-           extract(day FROM j.period + interval '1 month' - interval '1 day')::int AS dim,
+           r.dim,
            (CAST(:min_minutes AS int) IS NULL OR j.minutes >= CAST(:min_minutes AS int))
              AND (CAST(:min_interventions AS int) IS NULL
                   OR j.interventions >= CAST(:min_interventions AS int)) AS requirement_met,
@@ -108,12 +114,7 @@ k AS (
                            COALESCE(mc.cap, 2147483647))
                 ELSE 0 END AS addon_units
     FROM j JOIN runs r ON r.period = j.period
-    LEFT JOIN LATERAL (
-        SELECT * FROM codes c
-        WHERE CAST(:mode AS text) = 'monthly_claim' AND j.on_roster
-          AND c.period = j.period AND c.min_minutes <= j.minutes
-        ORDER BY c.min_minutes DESC LIMIT 1
-    ) mc ON true
+    __CODES_JOIN__
 ),
 f AS (
     SELECT k.*,
@@ -157,16 +158,13 @@ h AS (
 ),
 ins AS (
     INSERT INTO billing.pmpm_lines (
-        run_id, line_no, member_id, patient_id, patient_ref, on_roster, tier, rate_cents,
+        run_id, member_id, patient_id, patient_ref, on_roster, tier, rate_cents,
         enrolled_days, days_in_month, expected_cents, recorded_late, minutes, interventions,
         activity_met, monthly_code, addon_code, addon_units, charge_cents, received_cents,
         payment_count, recouped_cents, paid_tier, classification, variance_cents,
         prior_classification, prior_expected_cents, prior_received_cents, change
     )
-    SELECT run_id,
-       row_number() OVER (PARTITION BY run_id
-                          ORDER BY member_id COLLATE "C", patient_id::text COLLATE "C"),
-       member_id, patient_id, patient_ref, on_roster, tier, rate, enrolled_days, dim,
+    SELECT run_id, member_id, patient_id, patient_ref, on_roster, tier, rate, enrolled_days, dim,
        expected, recorded_late, minutes, interventions, activity_met,
        CASE WHEN billable THEN code END,
        CASE WHEN billable AND addon_units > 0 THEN addon_code END,
@@ -182,10 +180,13 @@ ins AS (
     FROM h
     RETURNING run_id, on_roster, classification, expected_cents, received_cents,
               variance_cents, prior_expected_cents, prior_received_cents, change,
-              CASE WHEN CAST(:with_hash AS boolean) THEN hashtextextended(concat_ws('|', line_no, member_id, patient_id, patient_ref, on_roster, tier, rate_cents,
-        enrolled_days, days_in_month, expected_cents, recorded_late, minutes, interventions,
-        activity_met, monthly_code, addon_code, addon_units, charge_cents, received_cents,
-        payment_count, recouped_cents, paid_tier, classification, variance_cents), 0) END AS hv
+              CASE WHEN CAST(:with_hash AS boolean)
+                   THEN hash_record_extended(ROW(member_id, patient_id, patient_ref, on_roster,
+                        tier, rate_cents, enrolled_days, days_in_month, expected_cents,
+                        recorded_late, minutes, interventions, activity_met, monthly_code,
+                        addon_code, addon_units, charge_cents, received_cents, payment_count,
+                        recouped_cents, paid_tier, classification, variance_cents), 0)
+              END AS hv
 ),
 per_class AS (
     SELECT run_id, classification, count(*) AS n,
@@ -216,6 +217,25 @@ FROM (
     FROM per_class GROUP BY run_id
 ) s WHERE r.id = s.run_id
 """
+# `__MEMBER_MONTHS__` (the port's SELECT) and `__CODES_JOIN__` are filled by `reconcile_sql`.
 RECONCILE_SQL = _RECONCILE_TEMPLATE.replace("__MINUTES__", _MINUTES).replace(
     "__CLASSIFY__", CLASSIFY_SQL
 )
+
+
+# The highest monthly code each member's minutes reach (contracts that bill by claim).
+_CODES_LATERAL = """LEFT JOIN LATERAL (
+        SELECT * FROM codes c
+        WHERE CAST(:mode AS text) = 'monthly_claim' AND j.on_roster
+          AND c.period = j.period AND c.min_minutes <= j.minutes
+        ORDER BY c.min_minutes DESC LIMIT 1
+    ) mc ON true"""
+# Capitation: no codes (the lateral would find none, after a rescan per line).
+_CODES_NONE = "LEFT JOIN codes mc ON false"
+
+
+def reconcile_sql(member_months: str, *, monthly_claim: bool) -> str:
+    """The statement with coverage's member-months SELECT embedded as the CTE `mm`."""
+    return RECONCILE_SQL.replace("__MEMBER_MONTHS__", member_months).replace(
+        "__CODES_JOIN__", _CODES_LATERAL if monthly_claim else _CODES_NONE
+    )

@@ -1,14 +1,16 @@
-"""PmpmCoveragePort in process: PMPM contract terms and staged member-months from coverage.
+"""PmpmCoveragePort in process: PMPM contract terms and member-months from coverage.
 
-Billing never reads coverage's tables; coverage stages the member-months of a contract into a
-temp table (see `services/coverage/member_months_sql.py`) that billing's reconciliation
-statement joins, in the caller's transaction.
+Billing never reads coverage's tables; coverage hands over the SELECT of a contract's
+member-months (coverage's own SQL and its `mm_*` parameters, see
+`services/coverage/member_months_sql.py`) that billing's reconciliation statement embeds as a
+CTE, in the caller's transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,7 +67,7 @@ class InProcessPmpmCoverage:
     async def pmpm_contracts(self, conn: AsyncConnection) -> list[tuple[str, str]]:
         return await mm_sql.pmpm_contract_ids(conn)
 
-    async def stage_member_months(
+    async def member_months_query(
         self,
         conn: AsyncConnection,
         *,
@@ -74,13 +76,12 @@ class InProcessPmpmCoverage:
         version: int,
         periods: Sequence[date],
         known_at: datetime,
-    ) -> str:
+    ) -> tuple[str, dict[str, Any]]:
         found = await mm_sql.pmpm_contract(conn, tenant_id, contract_id)
         chosen = next((v for v in found.versions if v.version == version), None) if found else None
         if chosen is None or chosen.terms.pmpm is None:
             raise LookupError(f"contract {contract_id} has no PMPM version {version}")
-        return await mm_sql.stage_member_months(
-            conn,
+        query = mm_sql.member_months_query(
             tenant_id=tenant_id,
             contract_id=contract_id,
             periods=periods,
@@ -88,6 +89,4 @@ class InProcessPmpmCoverage:
             terms=chosen.terms.pmpm,
             exclusions=chosen.terms.exclusions,
         )
-
-    async def drop_staged(self, conn: AsyncConnection, table: str) -> None:
-        await mm_sql.drop_staged(conn, table)
+        return query.sql, query.params

@@ -3,6 +3,7 @@ and payment imports (payer CSV, 835, PLB CT rows already posted by remittance)."
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 from datetime import date, datetime
@@ -12,11 +13,11 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import Meta, Struct
-from sqlalchemy import select
+from sqlalchemy import Text, literal, select, tuple_
 
 from services.billing import pmpm, pmpm_payments
 from services.billing.domain.pmpm import Classification, parse_month
-from services.billing.tables_pmpm import pmpm_lines, pmpm_runs
+from services.billing.tables_pmpm import line_order, pmpm_lines, pmpm_runs
 from shared.errors import FieldProblem, RuleViolation
 from shared.money import format_cents
 from shared.web import principal_of, request_id_of, runtime_of
@@ -95,7 +96,6 @@ class RunRead(Struct):
 
 
 class LineRead(Struct):
-    line_no: int
     member_id: str
     patient_ref: str | None
     on_roster: bool
@@ -190,7 +190,6 @@ def _run_read(r: Any) -> RunRead:
 
 def _line_read(r: Any) -> LineRead:
     return LineRead(
-        line_no=r.line_no,
         member_id=r.member_id,
         patient_ref=r.patient_ref,
         on_roster=r.on_roster,
@@ -219,6 +218,23 @@ def _line_read(r: Any) -> LineRead:
         change=r.change,
         work_item_id=str(r.work_item_id) if r.work_item_id else None,
     )
+
+
+def _encode_cursor(r: Any) -> str:
+    """Keyset cursor: the last line's (member id, patient id), opaque to clients."""
+    raw = msgspec.json.encode([r.member_id, str(r.patient_id) if r.patient_id else ""])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        member, patient = msgspec.json.decode(raw, type=tuple[str, str])
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise RuleViolation(
+            "after must be a cursor from next_cursor", code="invalid_cursor"
+        ) from None
+    return member, patient
 
 
 def _month(text: str, field: str = "month") -> date:
@@ -343,28 +359,24 @@ class PmpmController(Controller):
     ) -> RunPage:
         principal = principal_of(request)
         classes = _classes(classification)
-        try:
-            after_no = int(after) if after else 0
-        except ValueError:
-            raise RuleViolation(
-                "after must be a cursor from next_cursor", code="invalid_cursor"
-            ) from None
+        key = _decode_cursor(after) if after else None
         async with runtime_of(request).read_conn() as conn:
             run = await pmpm.get_run_row(conn, principal.tenant_id, run_id)
-            q = select(pmpm_lines).where(
-                pmpm_lines.c.run_id == run.id, pmpm_lines.c.line_no > after_no
-            )
+            order = line_order()
+            q = select(pmpm_lines).where(pmpm_lines.c.run_id == run.id)
+            if key is not None:
+                q = q.where(tuple_(*order) > tuple_(*(literal(k, Text) for k in key)))
             if classes:
                 q = q.where(pmpm_lines.c.classification.in_(classes))
             if variances_only:
                 q = q.where(pmpm_lines.c.variance_cents != 0)
-            rows = (await conn.execute(q.order_by(pmpm_lines.c.line_no).limit(limit + 1))).all()
+            rows = (await conn.execute(q.order_by(*order).limit(limit + 1))).all()
         more = len(rows) > limit
         rows = rows[:limit]
         return RunPage(
             _run_read(run),
             [_line_read(r) for r in rows],
-            str(rows[-1].line_no) if more and rows else None,
+            _encode_cursor(rows[-1]) if more and rows else None,
         )
 
     @get(
@@ -379,9 +391,7 @@ class PmpmController(Controller):
             run = await pmpm.get_run_row(conn, principal.tenant_id, run_id)
             rows = (
                 await conn.execute(
-                    select(pmpm_lines)
-                    .where(pmpm_lines.c.run_id == run.id)
-                    .order_by(pmpm_lines.c.line_no)
+                    select(pmpm_lines).where(pmpm_lines.c.run_id == run.id).order_by(*line_order())
                 )
             ).all()
         out = io.StringIO()

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.billing import pmpm
 from services.billing.adapters.pmpm_coverage import InProcessPmpmCoverage
 from services.billing.tables import sessions
-from services.billing.tables_pmpm import pmpm_lines, pmpm_runs
+from services.billing.tables_pmpm import line_order, pmpm_lines, pmpm_runs
 from services.coverage.domain.contracts import (
     ActivityRequirement,
     BillingModel,
@@ -220,7 +220,7 @@ class World:
 
     async def lines(self, run_id: str) -> dict[str, Any]:
         rows = await self.conn.execute(
-            select(pmpm_lines).where(pmpm_lines.c.run_id == run_id).order_by(pmpm_lines.c.line_no)
+            select(pmpm_lines).where(pmpm_lines.c.run_id == run_id).order_by(*line_order())
         )
         return {r.member_id: r for r in rows}
 
