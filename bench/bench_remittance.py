@@ -242,9 +242,9 @@ def _pyx12_rate(text: str) -> float:
 
 
 async def _queue(url: str, n: int, billers: int, takes: int) -> dict[str, Any]:
-    from services.billing.work_queue import take_next
+    from services.billing.work_queue import take_next_fast
     from shared.auth import Principal, Role
-    from shared.uow import Database, UnitOfWork
+    from shared.uow import Database
 
     engine = create_engine(url, pool_size=billers + 2, max_overflow=0)
     async with engine.begin() as conn:
@@ -265,7 +265,7 @@ async def _queue(url: str, n: int, billers: int, takes: int) -> dict[str, Any]:
             {"t": QUEUE_TENANT, "n": n},
         )
         await conn.execute(text("ANALYZE billing.work_items"))
-    db = Database(engine)
+    db = Database(engine, raw_pool_size=billers + 2)
     latencies: list[float] = []
     seen: set[str] = set()
     dupes = 0
@@ -275,18 +275,14 @@ async def _queue(url: str, n: int, billers: int, takes: int) -> dict[str, Any]:
         p = Principal(i, f"bench{i:02d}", QUEUE_TENANT, Role.BILLER)
         for _ in range(takes):
             start = time.perf_counter()
-            async with UnitOfWork(db, None) as uow:
-                item = await take_next(uow.conn, p)
-                await uow.commit()
+            item = await take_next_fast(db, p)
             latencies.append(time.perf_counter() - start)
             if item is not None:
                 if item.id in seen:
                     dupes += 1
                 seen.add(item.id)
 
-    async with UnitOfWork(db, None) as uow:  # warm-up
-        await take_next(uow.conn, Principal(99, "warm", QUEUE_TENANT, Role.BILLER))
-        await uow.commit()
+    await take_next_fast(db, Principal(99, "warm", QUEUE_TENANT, Role.BILLER))  # warm-up
     start = time.perf_counter()
     await asyncio.gather(*(biller(i) for i in range(billers)))
     wall = time.perf_counter() - start

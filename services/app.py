@@ -48,7 +48,8 @@ def create_app(
                 settings.database_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
-            )
+            ),
+            raw_pool_size=settings.db_pool_size + settings.db_max_overflow,
         )
         redis: Any = _arq_redis(settings.redis_url) if settings.redis_url else None
         queue = ArqQueue(redis, settings.queue_name) if redis is not None else None

@@ -149,9 +149,12 @@ class SharedConnectionDatabase(Database):
 
     @asynccontextmanager
     async def raw(self) -> AsyncIterator[Any]:
-        async with self.transaction() as (conn, _trans):
+        # Autocommit in production: here the savepoint stands in for it and is released
+        # (committed into the test's outer transaction) when the block ends without error.
+        async with self.transaction() as (conn, trans):
             raw = await conn.get_raw_connection()
             yield raw.driver_connection
+            await trans.commit()
 
     async def fetchrow_atomic(self, sql: str, *args: Any) -> Any:
         async with self.transaction() as (conn, trans):

@@ -45,6 +45,7 @@ from shared.clock import utc_today
 from shared.codes import DefaultAction
 from shared.errors import Conflict, FieldProblem, NotFound, RuleViolation, StaleVersion
 from shared.money import format_cents
+from shared.uow import Database
 
 __all__ = [
     "REJECTION_SOURCES",
@@ -548,8 +549,9 @@ async def take_next(
     category: str | None = None,
     request_id: str | None = None,
 ) -> Any | None:
-    """Assign the highest-priority open item to the caller. Rows other billers are taking
-    right now are skipped (FOR UPDATE SKIP LOCKED), so two billers never get the same one.
+    """Assign the highest-priority open item to the caller, inside the caller's unit of work.
+    Rows other billers are taking right now are skipped (FOR UPDATE SKIP LOCKED), so two
+    billers never get the same one.
 
     The assignment and its audit event commit together in the caller's transaction, with
     `synchronous_commit = off` for that transaction only: a crash can lose the last
@@ -558,21 +560,51 @@ async def take_next(
     """
     # The first statement goes through SQLAlchemy so that its (lazy) BEGIN is the one the
     # unit of work commits; the rest runs on the same asyncpg connection.
+    result = await conn.exec_driver_sql(
+        _TAKE_SQL[(route is not None, category is not None)],
+        tuple(_take_args(principal, route, category)),
+    )
+    rec = result.first()
+    if rec is None:
+        return None
+    return await _assign(await driver(conn), principal, dict(rec._mapping), request_id)
+
+
+async def take_next_fast(
+    db: Database,
+    principal: Principal,
+    *,
+    route: str | None = None,
+    category: str | None = None,
+    request_id: str | None = None,
+) -> Any | None:
+    """`take_next` as its own transaction on a raw pooled asyncpg connection: the same two
+    statements, without the ORM layer's per-transaction work (the queue's hot path)."""
+    async with db.raw() as drv, drv.transaction():
+        rec = await drv.fetchrow(
+            _TAKE_SQL[(route is not None, category is not None)],
+            *_take_args(principal, route, category),
+        )
+        if rec is None:
+            return None
+        return await _assign(drv, principal, dict(rec), request_id)
+
+
+def _take_args(principal: Principal, route: str | None, category: str | None) -> list[Any]:
     args: list[Any] = [principal.tenant_id, principal.actor]
     if route is not None:
         args.append(route)
     if category is not None:
         args.append(category)
-    result = await conn.exec_driver_sql(
-        _TAKE_SQL[(route is not None, category is not None)], tuple(args)
-    )
-    rec = result.first()
-    if rec is None:
-        return None
-    row = rec._mapping
+    return args
+
+
+async def _assign(
+    drv: Any, principal: Principal, row: dict[str, Any], request_id: str | None
+) -> Any:
+    """Append the item's `work_item.assigned` event after the take (same transaction)."""
     item_id = str(row["id"])
     seq, prev = (row["chain_seq"], row["chain_hash"]) if row["chain_seq"] else (0, audit.GENESIS)
-    drv = await driver(conn)
     for _ in range(5):
         event = audit.build_event(
             tenant_id=principal.tenant_id,
@@ -609,11 +641,10 @@ async def take_next(
         seq, prev = head["seq"], head["hash"]
     else:  # pragma: no cover - needs five appends to one item racing this take
         raise Conflict("the work item's history keeps changing; try again", code="busy")
-    values = dict(row)
-    reasons = values["reasons"]
+    reasons = row["reasons"]
     if isinstance(reasons, str | bytes):  # depends on the connection's jsonb codec
-        values["reasons"] = msgspec.json.decode(reasons)
-    return item_read(_Row(values))
+        row["reasons"] = msgspec.json.decode(reasons)
+    return item_read(_Row(row))
 
 
 async def set_status(

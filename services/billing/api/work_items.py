@@ -70,15 +70,13 @@ class WorkItemController(Controller):
         route: Annotated[str | None, QueryParameter()] = None,
         category: Annotated[str | None, QueryParameter()] = None,
     ) -> Response[WorkItemRead | None]:
-        async with runtime_of(request).uow() as uow:
-            item = await work_queue.take_next(
-                uow.conn,
-                principal_of(request),
-                route=route,
-                category=category,
-                request_id=request_id_of(request),
-            )
-            await uow.commit()
+        item = await work_queue.take_next_fast(
+            runtime_of(request).db,
+            principal_of(request),
+            route=route,
+            category=category,
+            request_id=request_id_of(request),
+        )
         if item is None:
             return Response(None, status_code=204)
         return Response(item, status_code=200)
