@@ -453,20 +453,14 @@ class PmpmController(Controller):
     async def payments_csv(
         self, request: Request[Any, Any, Any], data: JSONBody[CsvPayments]
     ) -> ImportRead:
-        principal = principal_of(request)
-        async with runtime_of(request).uow() as uow:
-            res = await pmpm_payments.import_csv(
-                uow.conn,
-                tenant_id=principal.tenant_id,
-                contract_id=data.contract_id,
-                content=data.content,
-                actor=principal.actor,
-                coverage=_coverage(request),
-                columns=data.columns,
-                source_name=data.source_name,
-            )
-            await uow.commit()
-        return _import_read(res)
+        return await _import_payments(
+            request,
+            pmpm_payments.import_csv,
+            contract_id=data.contract_id,
+            content=data.content,
+            columns=data.columns,
+            source_name=data.source_name,
+        )
 
     @post(
         "/payments/835",
@@ -477,19 +471,13 @@ class PmpmController(Controller):
     async def payments_835(
         self, request: Request[Any, Any, Any], data: JSONBody[X835Payments]
     ) -> ImportRead:
-        principal = principal_of(request)
-        async with runtime_of(request).uow() as uow:
-            res = await pmpm_payments.import_835(
-                uow.conn,
-                tenant_id=principal.tenant_id,
-                contract_id=data.contract_id,
-                content=data.content,
-                actor=principal.actor,
-                coverage=_coverage(request),
-                source_name=data.source_name,
-            )
-            await uow.commit()
-        return _import_read(res)
+        return await _import_payments(
+            request,
+            pmpm_payments.import_835,
+            contract_id=data.contract_id,
+            content=data.content,
+            source_name=data.source_name,
+        )
 
     @post(
         "/payments/remittance",
@@ -500,18 +488,12 @@ class PmpmController(Controller):
     async def payments_posted(
         self, request: Request[Any, Any, Any], data: JSONBody[PostedPayments]
     ) -> ImportRead:
-        principal = principal_of(request)
-        async with runtime_of(request).uow() as uow:
-            res = await pmpm_payments.import_posted_remittance(
-                uow.conn,
-                tenant_id=principal.tenant_id,
-                contract_id=data.contract_id,
-                remittance_file_id=data.remittance_file_id,
-                actor=principal.actor,
-                coverage=_coverage(request),
-            )
-            await uow.commit()
-        return _import_read(res)
+        return await _import_payments(
+            request,
+            pmpm_payments.import_posted_remittance,
+            contract_id=data.contract_id,
+            remittance_file_id=data.remittance_file_id,
+        )
 
 
 def _cell(value: Any) -> str:
@@ -524,3 +506,20 @@ def _import_read(res: pmpm_payments.ImportResult) -> ImportRead:
     return ImportRead(
         res.import_id, res.source, res.rows, format_cents(res.total_cents), res.duplicate
     )
+
+
+async def _import_payments(
+    request: Request[Any, Any, Any], importer: Any, **kwargs: Any
+) -> ImportRead:
+    """One unit of work around a payment importer, with the caller's tenant and actor."""
+    principal = principal_of(request)
+    async with runtime_of(request).uow() as uow:
+        res = await importer(
+            uow.conn,
+            tenant_id=principal.tenant_id,
+            actor=principal.actor,
+            coverage=_coverage(request),
+            **kwargs,
+        )
+        await uow.commit()
+    return _import_read(res)
