@@ -85,6 +85,57 @@ def event_hash(
     return hashlib.sha256(payload).hexdigest()
 
 
+def hash_template(
+    *,
+    tenant_id: str,
+    entity_type: str,
+    action: str,
+    actor: str,
+    request_id: str | None,
+    reason: str | None,
+    before: Any,
+    after: Any,
+    occurred_at: datetime,
+) -> str:
+    """The canonical payload `event_hash` hashes, for an event whose entity id, seq and
+    previous hash are only known inside one SQL statement: they are encoded as `null` and
+    `sql_event_hash` puts them in. Each of `"id":null`, `"prev":null` and `"seq":null` must
+    occur exactly once: a raw `"` only ever opens or closes a JSON string, so they can only be
+    keys (checked: `before`/`after` holding such a key with a null value are refused).
+    `before` and `after` must already be what PostgreSQL gives back (JSON round trip, as
+    `build_event` does)."""
+    payload = _encoder.encode(
+        {
+            "prev": None,
+            "tenant": tenant_id,
+            "type": entity_type,
+            "id": None,
+            "seq": None,
+            "action": action,
+            "actor": actor,
+            "request_id": request_id,
+            "reason": reason,
+            "before": before,
+            "after": after,
+            "at": occurred_at.isoformat(),
+        }
+    ).decode()
+    if any(payload.count(f'"{k}":null') != 1 for k in ("id", "prev", "seq")):
+        raise ValueError("before/after may not hold a null id, prev or seq key")
+    return payload
+
+
+def sql_event_hash(template: str, entity_id: str, seq: str, prev_hash: str) -> str:
+    """The SQL expression of `event_hash` over a `hash_template` (a text expression) and the
+    SQL expressions of the entity id (text), the seq (integer) and the previous hash (text)."""
+    return (
+        "encode(sha256(convert_to(replace(replace(replace("
+        f"{template}, '\"id\":null', '\"id\":' || to_json(CAST({entity_id} AS text))::text), "
+        f"'\"prev\":null', '\"prev\":\"' || {prev_hash} || '\"'), "
+        f"'\"seq\":null', '\"seq\":' || CAST({seq} AS text)), 'UTF8')), 'hex')"
+    )
+
+
 def build_event(
     *,
     tenant_id: str,

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.billing.claim_repository import driver
 from services.billing.domain.work_items import (
     DOLLAR_WEIGHT,
     NO_DEADLINE_DAYS,
@@ -41,7 +42,7 @@ from services.billing.tables import claims
 from services.billing.tables_remittance import work_item_notes, work_items
 from shared import audit
 from shared.auth import Principal
-from shared.clock import utc_today
+from shared.clock import utc_now, utc_today
 from shared.codes import DefaultAction
 from shared.errors import Conflict, FieldProblem, NotFound, RuleViolation, StaleVersion
 from shared.money import format_cents
@@ -460,16 +461,21 @@ async def list_items(
 
 # ----------------------------------------------------------------------------- working
 
-# `next` is two statements on the unit of work's asyncpg connection (plus its BEGIN/COMMIT):
+# `next` is ONE statement (one round trip; no BEGIN/COMMIT around it on the hot path):
 #
 # 1. pick the top open item (FOR UPDATE SKIP LOCKED on the queue's partial index
-#    ix_work_items_queue, walked backwards), assign it, and return the row with its audit
-#    chain head. `synchronous_commit` is off for this transaction only (see take_next).
-# 2. append the audit event (hash computed here, as everywhere, by shared.audit), guarded by
-#    the chain's unique (tenant, type, id, seq): statement 1 read the head with a snapshot
-#    taken before the row lock was granted, so in the rare case another transaction appended
-#    to this item's chain and committed in between, the insert does nothing and the head is
-#    read again (statement 2 runs on a fresh snapshot, after the lock).
+#    ix_work_items_queue, walked backwards) and assign it;
+# 2. read the item's audit chain head and append the `work_item.assigned` event, its hash
+#    computed in SQL over the canonical payload built here (`audit.hash_template` /
+#    `audit.sql_event_hash`, the same bytes `audit.event_hash` hashes; a test verifies
+#    chains written this way);
+# 3. `synchronous_commit` is off for this statement's transaction only.
+#
+# The chain head is read with the statement's snapshot. If another transaction appended to
+# this item's chain and committed after that snapshot was taken (it then no longer holds the
+# row, or SKIP LOCKED would have passed it by), the insert collides with the chain's unique
+# (tenant, type, id, seq): the whole statement fails, nothing is applied, and it runs again
+# on a fresh snapshot.
 _TAKE_BASE = """
 WITH cfg AS (SELECT set_config('synchronous_commit', 'off', true) AS sc),
 pick AS (
@@ -484,49 +490,87 @@ pick AS (
     FROM pick, cfg
     WHERE w.id = pick.id AND cfg.sc IS NOT NULL
     RETURNING w.*
+), ev AS (
+    SELECT upd.id::text AS eid, COALESCE(h.seq, 0) + 1 AS seq,
+           COALESCE(h.hash, '{genesis}') AS prev
+    FROM upd LEFT JOIN LATERAL (
+        SELECT e.seq, e.hash FROM audit.events e
+        WHERE e.tenant_id = $1 AND e.entity_type = '{entity}' AND e.entity_id = upd.id::text
+        ORDER BY e.seq DESC
+        LIMIT 1
+    ) h ON true
+), ins AS (
+    INSERT INTO audit.events (tenant_id, entity_type, entity_id, seq, action, actor, request_id,
+                              reason, before, after, occurred_at, prev_hash, hash)
+    SELECT $1, '{entity}', ev.eid, ev.seq, '{action}', $2, $3, '{reason}', $4::jsonb, $5::jsonb,
+           $6, ev.prev, {hash}
+    FROM ev
+    RETURNING seq
 )
-SELECT upd.*, h.seq AS chain_seq, h.hash AS chain_hash
-FROM upd
-LEFT JOIN LATERAL (
-    SELECT e.seq, e.hash FROM audit.events e
-    WHERE e.tenant_id = $1 AND e.entity_type = 'work_item' AND e.entity_id = upd.id::text
-    ORDER BY e.seq DESC
-    LIMIT 1
-) h ON true
+SELECT upd.*, ins.seq AS event_seq FROM upd CROSS JOIN ins
 """
+_TAKE_ACTION = "work_item.assigned"
+_TAKE_REASON = "next"
+_TAKE_FIXED_ARGS = 7
 
 
 def _take_sql(route: bool, category: bool) -> str:
     extra = ""
-    n = 2
+    n = _TAKE_FIXED_ARGS
     if route:
         n += 1
         extra += f" AND route = ${n}"
     if category:
         n += 1
         extra += f" AND category = ${n}"
-    return _TAKE_BASE.format(extra=extra)
+    return _TAKE_BASE.format(
+        extra=extra,
+        genesis=audit.GENESIS,
+        entity=ENTITY,
+        action=_TAKE_ACTION,
+        reason=_TAKE_REASON,
+        hash=audit.sql_event_hash("$7::text", "ev.eid", "ev.seq", "ev.prev"),
+    )
 
 
 # One statement per filter combination, so each gets a plan on the queue index.
 _TAKE_SQL = {(r, c): _take_sql(r, c) for r in (False, True) for c in (False, True)}
-_EVENT_COLS = (
-    "tenant_id, entity_type, entity_id, seq, action, actor, request_id, reason, before, after, "
-    "occurred_at, prev_hash, hash"
-)
-_APPEND_EVENT = f"""
-INSERT INTO audit.events ({_EVENT_COLS})
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13)
-ON CONFLICT (tenant_id, entity_type, entity_id, seq) DO NOTHING
-RETURNING id
-"""  # noqa: S608 - constants only
-_CHAIN_HEAD = """
-SELECT seq, hash FROM audit.events
-WHERE tenant_id = $1 AND entity_type = $2 AND entity_id = $3
-ORDER BY seq DESC
-LIMIT 1
-"""
+_TAKE_BEFORE = {"status": WorkItemStatus.OPEN.value, "assignee": None}
 _json = msgspec.json.Encoder()
+# Attempts before giving up when the item's chain keeps changing under the take.
+_TAKE_ATTEMPTS = 5
+
+
+def _take_args(
+    principal: Principal, route: str | None, category: str | None, request_id: str | None
+) -> list[Any]:
+    at = utc_now()
+    after = {"status": WorkItemStatus.IN_PROGRESS.value, "assignee": principal.actor}
+    template = audit.hash_template(
+        tenant_id=principal.tenant_id,
+        entity_type=ENTITY,
+        action=_TAKE_ACTION,
+        actor=principal.actor,
+        request_id=request_id,
+        reason=_TAKE_REASON,
+        before=_TAKE_BEFORE,
+        after=after,
+        occurred_at=at,
+    )
+    args: list[Any] = [
+        principal.tenant_id,
+        principal.actor,
+        request_id,
+        _json.encode(_TAKE_BEFORE).decode(),
+        _json.encode(after).decode(),
+        at,
+        template,
+    ]
+    if route is not None:
+        args.append(route)
+    if category is not None:
+        args.append(category)
+    return args
 
 
 class _Row:
@@ -541,6 +585,17 @@ class _Row:
         return self._r[name]
 
 
+def _taken(row: dict[str, Any]) -> Any:
+    reasons = row["reasons"]
+    if isinstance(reasons, str | bytes):  # depends on the connection's jsonb codec
+        row["reasons"] = msgspec.json.decode(reasons)
+    return item_read(_Row(row))
+
+
+def _busy() -> Conflict:
+    return Conflict("the work item's history keeps changing; try again", code="busy")
+
+
 async def take_next(
     conn: AsyncConnection,
     principal: Principal,
@@ -553,21 +608,25 @@ async def take_next(
     Rows other billers are taking right now are skipped (FOR UPDATE SKIP LOCKED), so two
     billers never get the same one.
 
-    The assignment and its audit event commit together in the caller's transaction, with
-    `synchronous_commit = off` for that transaction only: a crash can lose the last
-    fraction of a second of takes, and a lost take loses both (the item is simply open
-    again, with no event claiming otherwise); it can never leave one without the other.
+    The assignment and its audit event are one statement (see `_TAKE_BASE`), committed with
+    the caller's transaction with `synchronous_commit = off` for that transaction only: a
+    crash can lose the last fraction of a second of takes, and a lost take loses both (the
+    item is simply open again, with no event claiming otherwise); it can never leave one
+    without the other. Each attempt runs in a savepoint, so a chain collision is retried
+    without aborting the caller's transaction.
     """
-    # The first statement goes through SQLAlchemy so that its (lazy) BEGIN is the one the
-    # unit of work commits; the rest runs on the same asyncpg connection.
-    result = await conn.exec_driver_sql(
-        _TAKE_SQL[(route is not None, category is not None)],
-        tuple(_take_args(principal, route, category)),
-    )
-    rec = result.first()
-    if rec is None:
-        return None
-    return await _assign(await driver(conn), principal, dict(rec._mapping), request_id)
+    sql = _TAKE_SQL[(route is not None, category is not None)]
+    for _ in range(_TAKE_ATTEMPTS):
+        args = tuple(_take_args(principal, route, category, request_id))
+        try:
+            async with conn.begin_nested():
+                rec = (await conn.exec_driver_sql(sql, args)).first()
+        except IntegrityError as exc:
+            if not _is_chain_collision(exc.orig):
+                raise
+            continue
+        return None if rec is None else _taken(dict(rec._mapping))
+    raise _busy()  # pragma: no cover - needs five appends to one item racing this take
 
 
 async def take_next_fast(
@@ -578,73 +637,29 @@ async def take_next_fast(
     category: str | None = None,
     request_id: str | None = None,
 ) -> Any | None:
-    """`take_next` as its own transaction on a raw pooled asyncpg connection: the same two
-    statements, without the ORM layer's per-transaction work (the queue's hot path)."""
-    async with db.raw() as drv, drv.transaction():
-        rec = await drv.fetchrow(
-            _TAKE_SQL[(route is not None, category is not None)],
-            *_take_args(principal, route, category),
-        )
-        if rec is None:
-            return None
-        return await _assign(drv, principal, dict(rec), request_id)
+    """`take_next` as its own single-statement transaction on a raw pooled asyncpg connection
+    in autocommit: one round trip, no ORM layer (the queue's hot path)."""
+    sql = _TAKE_SQL[(route is not None, category is not None)]
+    for _ in range(_TAKE_ATTEMPTS):
+        args = _take_args(principal, route, category, request_id)
+        try:
+            async with db.raw() as drv:
+                rec = await drv.fetchrow(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            if not _is_chain_collision(exc):
+                raise
+            continue
+        return None if rec is None else _taken(dict(rec))
+    raise _busy()  # pragma: no cover - needs five appends to one item racing this take
 
 
-def _take_args(principal: Principal, route: str | None, category: str | None) -> list[Any]:
-    args: list[Any] = [principal.tenant_id, principal.actor]
-    if route is not None:
-        args.append(route)
-    if category is not None:
-        args.append(category)
-    return args
-
-
-async def _assign(
-    drv: Any, principal: Principal, row: dict[str, Any], request_id: str | None
-) -> Any:
-    """Append the item's `work_item.assigned` event after the take (same transaction)."""
-    item_id = str(row["id"])
-    seq, prev = (row["chain_seq"], row["chain_hash"]) if row["chain_seq"] else (0, audit.GENESIS)
-    for _ in range(5):
-        event = audit.build_event(
-            tenant_id=principal.tenant_id,
-            entity_type=ENTITY,
-            entity_id=item_id,
-            seq=seq + 1,
-            prev_hash=prev,
-            action="work_item.assigned",
-            actor=principal.actor,
-            request_id=request_id,
-            reason="next",
-            before={"status": "open", "assignee": None},
-            after={"status": "in_progress", "assignee": principal.actor},
-        )
-        inserted = await drv.fetchval(
-            _APPEND_EVENT,
-            event["tenant_id"],
-            event["entity_type"],
-            event["entity_id"],
-            event["seq"],
-            event["action"],
-            event["actor"],
-            event["request_id"],
-            event["reason"],
-            _json.encode(event["before"]).decode(),
-            _json.encode(event["after"]).decode(),
-            event["occurred_at"],
-            event["prev_hash"],
-            event["hash"],
-        )
-        if inserted is not None:
-            break
-        head = await drv.fetchrow(_CHAIN_HEAD, principal.tenant_id, ENTITY, item_id)
-        seq, prev = head["seq"], head["hash"]
-    else:  # pragma: no cover - needs five appends to one item racing this take
-        raise Conflict("the work item's history keeps changing; try again", code="busy")
-    reasons = row["reasons"]
-    if isinstance(reasons, str | bytes):  # depends on the connection's jsonb codec
-        row["reasons"] = msgspec.json.decode(reasons)
-    return item_read(_Row(row))
+def _is_chain_collision(exc: BaseException | None) -> bool:
+    """A unique violation on the audit chain's (tenant, type, id, seq) (asyncpg's error, or
+    SQLAlchemy's DBAPI adapter around it)."""
+    found = exc if isinstance(exc, asyncpg.UniqueViolationError) else None
+    if found is None and exc is not None:
+        found = exc.__cause__ if isinstance(exc.__cause__, asyncpg.UniqueViolationError) else None
+    return found is not None and str(found.constraint_name or "").startswith("uq_events_")
 
 
 async def set_status(

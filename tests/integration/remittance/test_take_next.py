@@ -1,9 +1,10 @@
-"""`take_next` as two statements on the unit of work's asyncpg connection: the item and its
-assignment event commit together, the chain verifies, filters still apply, and an event
-appended to the item's chain between the take's two statements is not overwritten."""
+"""`take_next` / `take_next_fast`: one statement assigns the item and appends its audit event
+(hash computed in SQL); they commit together, the chain verifies, filters still apply, and an
+event another transaction appends to the item's chain during the take is kept."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -91,50 +92,81 @@ async def test_next_filters_by_category(db: Database, tenant: str) -> None:
     assert none is None
 
 
-async def test_an_event_appended_between_the_two_statements_is_kept(
-    committed_db: Database, tenant: str, monkeypatch: pytest.MonkeyPatch
+async def _blocked_on_lock(db: Database, seconds: float = 10.0) -> None:
+    """Wait until some backend waits on a lock (the take's insert on the chain's index)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        async with db.raw() as drv:
+            waiting = await drv.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the take never waited on the chain")
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["raw", "unit_of_work"])
+async def test_an_event_appended_to_the_chain_during_the_take_is_kept(
+    committed_db: Database, tenant: str, fast: bool
 ) -> None:
+    """Another transaction appends to the item's chain (seq 2) and commits while the take
+    runs: the take's event collides with it, the whole statement is undone and runs again on
+    a fresh snapshot, so the chain is opened -> note -> assigned and verifies."""
     (item_id,) = await _items(committed_db, tenant, 1)
-    real_driver = work_queue.driver
-    raced = []
+    p = Principal(1, "biller", tenant, Role.BILLER)
+    async with committed_db.transaction() as (other, trans):
+        await audit.append(
+            other,
+            tenant_id=tenant,
+            entity_type="work_item",
+            entity_id=item_id,
+            action="work_item.note_added",
+            actor="other",
+            after={"chars": 3},
+        )
 
-    class Racing:
-        """Appends a note event to the chain just before the take's event is inserted,
-        as a concurrent transaction committing in between would."""
+        async def take() -> Any:
+            if fast:
+                return await work_queue.take_next_fast(committed_db, p)
+            async with UnitOfWork(committed_db, None) as uow:
+                got = await take_next(uow.conn, p)
+                await uow.commit()
+                return got
 
-        def __init__(self, drv: Any, conn: Any) -> None:
-            self._drv, self._conn = drv, conn
-
-        async def fetchval(self, sql: str, *args: Any) -> Any:
-            if not raced:
-                raced.append(True)
-                await audit.append(
-                    self._conn,
-                    tenant_id=tenant,
-                    entity_type="work_item",
-                    entity_id=item_id,
-                    action="work_item.note_added",
-                    actor="other",
-                    after={"chars": 3},
-                )
-            return await self._drv.fetchval(sql, *args)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._drv, name)
-
-    async def racing_driver(conn: Any) -> Any:
-        return Racing(await real_driver(conn), conn)
-
-    monkeypatch.setattr(work_queue, "driver", racing_driver)
-    async with UnitOfWork(committed_db, None) as uow:
-        item = await take_next(uow.conn, Principal(1, "biller", tenant, Role.BILLER))
-        await uow.commit()
+        task = asyncio.create_task(take())
+        await _blocked_on_lock(committed_db)
+        await trans.commit()
+    item = await asyncio.wait_for(task, 10)
     assert item is not None
-    assert raced
+    assert item.id == item_id
+    assert item.version == 2
     events = await _history(committed_db, tenant, item_id)
     assert [e.action for e in events] == [
         "work_item.opened",
         "work_item.note_added",
         "work_item.assigned",
     ]
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert audit.verify_chain(events).valid
+
+
+async def test_the_fast_take_writes_the_same_event_as_the_audit_module(
+    committed_db: Database, tenant: str
+) -> None:
+    """The hash computed in SQL equals `audit.event_hash` over the stored event, for an
+    actor and request id that need JSON escaping and non-ASCII bytes."""
+    await _items(committed_db, tenant, 2)
+    p = Principal(1, 'b\u0001 "q" \\ é \n 漢', tenant, Role.BILLER)
+    item = await work_queue.take_next_fast(committed_db, p, request_id='r"1\\')
+    assert item is not None
+    events = await _history(committed_db, tenant, item.id)
+    last = events[-1]
+    assert last.actor == p.actor
+    assert last.request_id == 'r"1\\'
+    assert last.reason == "next"
+    assert last.before == {"status": "open", "assignee": None}
+    assert last.after == {"status": "in_progress", "assignee": p.actor}
     assert audit.verify_chain(events).valid
