@@ -12,9 +12,17 @@ disposition, all in the caller's transaction.
   claim becomes `appealed`. Refused when the remark codes bar an appeal or the deadline passed.
 * write off, reason-coded (contractual, timely filing, no authorization, other): a write_offs
   row (kept apart in the KPIs), the claim becomes `written_off`.
-* bill another payer / bill the patient: the claim is closed with that disposition (the new
-  payer's claim or the patient statement is a separate record). Billing the patient is refused
-  for a CO (contractual obligation) denial.
+* bill another payer (`payer_id`, a payer known to coverage): coverage is asked, through the
+  billing -> coverage port, who covers the patient on the date of service; it must answer
+  eligible with that payer (else a 422 and nothing changes). The denied claim is closed and a
+  new original claim (frequency 1, new CLM01, next claim_version of the session) is coded,
+  priced and scrubbed from the session under that payer's contract, exactly as the automatic
+  path does (`claims_build.decide`), and starts `ready` or `on_hold`; it is sent as primary
+  to that payer with the member id from coverage, and `rebilled_from_claim_id` links it to
+  the denied claim. Refused once the first payer paid something (the other payer would be
+  secondary, which needs the COB loops this service does not send).
+* bill the patient: the claim is closed with that disposition (the patient statement is a
+  separate record). Refused for a CO (contractual obligation) denial.
 * reopen: a resolved item goes back to open; a written-off claim that was never adjudicated
   (rejected) goes back to `ready`, and its write-off is reversed.
 """
@@ -26,14 +34,22 @@ from datetime import date
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing import claim_repository as repo
+from services.billing import claims as creation
 from services.billing import claims_manage
-from services.billing.claims_build import findings_json, patient_control_number
+from services.billing.claims_build import (
+    PatientHistory,
+    decide,
+    findings_json,
+    patient_control_number,
+)
 from services.billing.domain.claim_state import ClaimEvent, ClaimStatus
 from services.billing.domain.work_items import WorkItemStatus
+from services.billing.ports import CoveragePort, EligibilityEvidence, PayerInfo
 from services.billing.remittance_schemas import (
     ActionResult,
     BillOtherPayer,
@@ -41,7 +57,7 @@ from services.billing.remittance_schemas import (
     SimpleAction,
     WriteOffAction,
 )
-from services.billing.schemas import ClaimPatch
+from services.billing.schemas import ClaimPatch, SessionCreate
 from services.billing.tables import claim_lines, claims, sessions
 from services.billing.tables_remittance import appeals, write_offs
 from services.billing.work_queue import get_row, item_read, set_status
@@ -49,8 +65,11 @@ from shared import audit
 from shared.auth import Principal
 from shared.clock import utc_now, utc_today
 from shared.errors import Conflict, FieldProblem, RuleViolation
+from shared.logging import get_logger
 from shared.money import format_cents, parse_amount
 from shared.tables import audit_events
+
+log = get_logger("billing.work_queue.actions")
 
 __all__ = [
     "appeal",
@@ -190,6 +209,19 @@ def _patch(cmd: CorrectResubmit, version: int) -> ClaimPatch | None:
     )
 
 
+async def _next_claim_version(conn: AsyncConnection, tenant_id: str, session_id: Any) -> int:
+    """The session's next claim_version: UNIQUE (tenant, session, claim_version) keeps one row
+    per number, so every further claim of a session (7, 8 or another payer's) takes the next."""
+    series = (
+        await conn.execute(
+            select(func.max(claims.c.claim_version)).where(
+                claims.c.tenant_id == tenant_id, claims.c.session_id == session_id
+            )
+        )
+    ).scalar_one()
+    return int(series or 1) + 1
+
+
 async def _new_claim_version(
     conn: AsyncConnection,
     principal: Principal,
@@ -202,14 +234,7 @@ async def _new_claim_version(
     request_id: str | None,
 ) -> str:
     """Insert the frequency 7/8 claim (next claim_version, new CLM01, the payer ICN)."""
-    series = (
-        await conn.execute(
-            select(func.max(claims.c.claim_version)).where(
-                claims.c.tenant_id == principal.tenant_id,
-                claims.c.session_id == claim.session_id,
-            )
-        )
-    ).scalar_one()
+    series = await _next_claim_version(conn, principal.tenant_id, claim.session_id)
     seq = (await repo.next_pcn_numbers(conn, 1))[0]
     new_id = str(uuid.uuid4())
     lines = snapshot.line_values()
@@ -218,7 +243,7 @@ async def _new_claim_version(
     }
     values.update(
         id=new_id,
-        claim_version=int(series or 1) + 1,
+        claim_version=series,
         frequency_code=frequency,
         patient_control_number=patient_control_number(principal.tenant_id, seq),
         payer_icn=claim.payer_icn,
@@ -555,6 +580,96 @@ async def write_off(
     return ActionResult(item_read(done), str(claim.id), status, write_off_id=wo_id)
 
 
+def _responsible_payer(evidence: EligibilityEvidence, payer_id: str, claim: Any) -> PayerInfo:
+    """The payer coverage makes responsible for the session, when it is `payer_id`; else the
+    422 saying why not. Coverage answers for the payer it chooses (its COB order), so an
+    unknown payer id and a payer ranked behind an eligible one are refused alike."""
+    dos = claim.date_of_service.isoformat()
+    record = (
+        f"record the patient's coverage with payer {payer_id} (a span with the member id) in "
+        "coverage, primary for the date of service (end or demote the other payer's span if it "
+        "no longer applies), then bill again"
+    )
+    if not evidence.eligible or evidence.payer is None:
+        reasons = evidence.reasons
+        why = "; ".join(r.message for r in reasons) or "no coverage on the date of service"
+        raise RuleViolation(
+            f"coverage finds no payer the patient is eligible with on {dos}: {why}",
+            code="not_eligible_with_payer",
+            errors=tuple(FieldProblem("payer_id", r.message, r.code) for r in reasons)
+            or (FieldProblem("payer_id", "no coverage on the date of service", "not_eligible"),),
+            action=reasons[0].fix if reasons else record,
+        )
+    chosen = evidence.payer
+    if chosen.payer_id.lower() == payer_id:
+        return chosen
+    which = "the denied claim's payer" if str(claim.payer_id) == chosen.payer_id else "a payer"
+    raise RuleViolation(
+        f"coverage does not make payer {payer_id} responsible for this patient on {dos}: it "
+        f"chooses {which}, {chosen.name} ({chosen.payer_id})",
+        code="payer_not_responsible",
+        errors=(
+            FieldProblem(
+                "payer_id",
+                f"unknown, or not the payer coverage chooses on {dos} ({chosen.payer_id})",
+                "payer_not_responsible",
+            ),
+        ),
+        action=record,
+    )
+
+
+async def _session_of(conn: AsyncConnection, claim: Any) -> tuple[Any, SessionCreate]:
+    row = (
+        await conn.execute(
+            select(
+                sessions.c.id, sessions.c.state, sessions.c.created_at, sessions.c.payload
+            ).where(sessions.c.id == claim.session_id, sessions.c.tenant_id == claim.tenant_id)
+        )
+    ).first()
+    if row is None:  # claims come from sessions, which are never deleted
+        raise Conflict(
+            "the claim has no documented session on file to code again",
+            code="no_session",
+            action="bill the other payer outside this service, or write off",
+        )
+    try:
+        return row, msgspec.convert(row.payload, SessionCreate)
+    except msgspec.ValidationError:
+        raise Conflict(
+            "the claim's stored session no longer parses, so it cannot be coded again",
+            code="session_unreadable",
+            action="bill the other payer outside this service, or write off",
+        ) from None
+
+
+async def _without_rebilled(
+    conn: AsyncConnection, tenant_id: str, claim: Any, history: PatientHistory
+) -> None:
+    """Drop from the duplicate check the claims this session's new one follows: the denied
+    claim (closed just before the insert) and, when it was itself a claim for another payer,
+    the closed claims before it. Their payers denied the service; it stands at none of them."""
+    pcns = {claim.patient_control_number}
+    prev, seen = claim.rebilled_from_claim_id, {str(claim.id)}
+    while prev is not None and str(prev) not in seen:
+        seen.add(str(prev))
+        row = (
+            await conn.execute(
+                select(
+                    claims.c.patient_control_number,
+                    claims.c.status,
+                    claims.c.rebilled_from_claim_id,
+                ).where(claims.c.id == prev, claims.c.tenant_id == tenant_id)
+            )
+        ).first()
+        if row is None:  # pragma: no cover - claims are never deleted
+            break
+        if row.status == ClaimStatus.CLOSED.value:  # reopened and paid since: it stands
+            pcns.add(row.patient_control_number)
+        prev = row.rebilled_from_claim_id
+    history.lines = [ln for ln in history.lines if ln.patient_control_number not in pcns]
+
+
 async def bill_other_payer(
     conn: AsyncConnection,
     principal: Principal,
@@ -562,8 +677,68 @@ async def bill_other_payer(
     cmd: BillOtherPayer,
     *,
     request_id: str | None,
+    coverage: CoveragePort | None = None,
+    today: date | None = None,
 ) -> ActionResult:
+    """Close the denied claim and create the other payer's original claim (module doc)."""
+    today = today or utc_today()
+    coverage = coverage or creation.default_coverage()
+    payer_id = cmd.payer_id.lower()
     item, claim = await _begin(conn, principal, item_id)
+    # Everything is checked before the first write (a refusal changes nothing).
+    claims_manage._transition(
+        claim.status, ClaimStatus.CLOSED, cmd.reason, ClaimEvent.BILL_OTHER_PAYER
+    )
+    if claim.status in (ClaimStatus.PAID.value, ClaimStatus.PARTIALLY_PAID.value):
+        raise Conflict(
+            "the payer paid (part of) this claim, so the other payer is secondary: a secondary "
+            "claim carries the first payer's adjudication (837P loops 2320/2430), not sent yet",
+            code="secondary_claim_not_supported",
+            action="bill the secondary payer outside this service, bill the patient, or close",
+        )
+    if claim.payer_id is not None and str(claim.payer_id).lower() == payer_id:
+        raise RuleViolation(
+            "the other payer is the payer that denied this claim",
+            code="same_payer",
+            errors=(FieldProblem("payer_id", "same payer as the denied claim", "same_payer"),),
+            action="correct and resubmit or appeal to this payer; or name the other payer",
+        )
+    session, cmd_session = await _session_of(conn, claim)
+    pending = creation._Pending(
+        str(session.id),
+        principal.tenant_id,
+        claim.patient_ref,
+        session.state,
+        cmd_session,
+        session.created_at,
+    )
+    key = (principal.tenant_id, claim.patient_ref)
+    history = (await repo.histories(conn, [key], exclude_claim=str(claim.id)))[key]
+    await _without_rebilled(conn, principal.tenant_id, claim, history)
+    evidence = await creation._evidence_one(
+        conn, coverage, principal.tenant_id, creation._request(pending, history)
+    )
+    payer = _responsible_payer(evidence, payer_id, claim)
+    pcn = patient_control_number(principal.tenant_id, (await repo.next_pcn_numbers(conn, 1))[0])
+    try:
+        d = decide(pcn=pcn, cmd=cmd_session, evidence=evidence, history=history, today=today)
+    except ValueError as exc:  # contract terms the engine cannot code against
+        raise RuleViolation(
+            f"{payer.name}'s contract terms cannot code this session: {exc}"[:500],
+            code="not_billable_with_payer",
+            errors=(FieldProblem("payer_id", "contract terms cannot be coded", "invalid"),),
+            action="fix the contract in coverage, then bill again",
+        ) from None
+    if d.status is ClaimStatus.NOT_BILLABLE:
+        raise RuleViolation(
+            f"the session is not billable to {payer.name}: {d.transition.reason}",
+            code="not_billable_with_payer",
+            errors=tuple(FieldProblem("payer_id", r.message, r.code) for r in d.reasons),
+            action=d.reasons[0].fix if d.reasons else None,
+        )
+
+    new_id = str(uuid.uuid4())
+    # The denied claim leaves first, so nothing counts it as standing next to the new one.
     status = await _move(
         conn,
         principal,
@@ -572,10 +747,78 @@ async def bill_other_payer(
         ClaimEvent.BILL_OTHER_PAYER,
         cmd.reason,
         request_id,
-        after={"other_payer": cmd.payer_name, "other_payer_npi": cmd.payer_npi},
+        after={
+            "work_item_id": str(item.id),
+            "other_payer_id": payer.payer_id,
+            "other_payer": payer.name,
+            "other_payer_npi": cmd.payer_npi,
+            "payer_name_given": cmd.payer_name,
+            "new_claim_id": new_id,
+            "new_patient_control_number": pcn,
+        },
+    )
+    now = utc_now()
+    row = creation.claim_row(claim_id=new_id, pcn=pcn, p=pending, evidence=evidence, d=d, now=now)
+    row["claim_version"] = await _next_claim_version(conn, principal.tenant_id, claim.session_id)
+    row["rebilled_from_claim_id"] = str(claim.id)
+    await conn.execute(claims.insert().values(**row))
+    lines = creation._line_rows(new_id, d)
+    if lines:
+        await conn.execute(claim_lines.insert(), lines)
+    await audit.append(
+        conn,
+        tenant_id=principal.tenant_id,
+        entity_type="claim",
+        entity_id=new_id,
+        action="claim.created",
+        actor=principal.actor,
+        request_id=request_id,
+        reason=f"bill_other_payer: {cmd.reason}",
+        after={
+            "status": ClaimStatus.DRAFT.value,
+            "session_id": row["session_id"],
+            "frequency_code": "1",
+            "claim_version": row["claim_version"],
+            "patient_control_number": pcn,
+            "payer_id": row["payer_id"],
+            "contract_id": row["contract_id"],
+            "contract_version": row["contract_version"],
+            "rule_version": d.coding_json.get("rule_version"),
+            "total_charge": format_cents(row["total_charge_cents"]),
+            "lines": [f"{line.procedure_code} x{line.units}" for line in d.lines],
+            "rebilled_from_claim_id": str(claim.id),
+            "rebilled_from_patient_control_number": claim.patient_control_number,
+            "work_item_id": str(item.id),
+        },
+        new_entity=True,
+    )
+    await audit.append(
+        conn,
+        tenant_id=principal.tenant_id,
+        entity_type="claim",
+        entity_id=new_id,
+        action=f"claim.{d.transition.event.value}",
+        actor=principal.actor,
+        request_id=request_id,
+        reason=d.transition.reason,
+        before={"status": d.transition.source.value},
+        after={"status": d.status.value, "reasons": [r.code for r in d.reasons]},
     )
     done = await _resolve(conn, principal, item, "bill_other_payer", cmd.reason, request_id)
-    return ActionResult(item_read(done), str(claim.id), status)
+    log.info(
+        "billing.claim.billed_other_payer",
+        claim_id=str(claim.id),
+        new_claim_id=new_id,
+        payer_id=payer.payer_id,
+        status=d.status.value,
+    )
+    return ActionResult(
+        item_read(done),
+        str(claim.id),
+        status,
+        new_claim_id=new_id,
+        new_claim_status=d.status.value,
+    )
 
 
 async def bill_patient(

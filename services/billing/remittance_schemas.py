@@ -22,6 +22,7 @@ from services.billing.schemas import (
 Reason = Annotated[str, Meta(min_length=1, max_length=500)]
 Note = Annotated[str, Meta(min_length=1, max_length=4000)]
 Money = Annotated[str, Meta(pattern=r"^-?[0-9]{1,9}\.[0-9]{2}$", description="e.g. 120.00")]
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class QuarantineReasonRead(Struct):
@@ -194,8 +195,15 @@ class WriteOffAction(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BillOtherPayer(Struct, frozen=True, forbid_unknown_fields=True):
+    """Bill another payer: a new original claim for the session, priced under the contract
+    coverage finds for `payer_id` on the date of service; the denied claim is closed."""
+
     reason: Reason
-    payer_name: Annotated[str, Meta(min_length=1, max_length=100)]
+    payer_id: Annotated[
+        str, Meta(pattern=_UUID, description="the other payer's id in coverage (GET /v1/payers)")
+    ]
+    # Informational (kept from the close-only version): recorded in the audit trail.
+    payer_name: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
     payer_npi: NPI | None = None
 
 
@@ -204,6 +212,7 @@ class ActionResult(Struct):
     claim_id: str | None
     claim_status: str | None
     new_claim_id: str | None = None
+    new_claim_status: str | None = None
     appeal_id: str | None = None
     appeal_letter: str | None = None
     write_off_id: str | None = None

@@ -90,6 +90,9 @@ claims = Table(
     Column("patient_control_number", String(20), nullable=False, unique=True),
     Column("payer_icn", String(50)),
     Column("replaces_claim_id", UUID(as_uuid=False)),
+    # An original claim for another payer (work queue "bill another payer"): the claim of the
+    # same session that payer denied, closed when this one was created.
+    Column("rebilled_from_claim_id", UUID(as_uuid=False)),
     Column("status", String(20), nullable=False),
     Column("status_reason", Text),
     Column("patient_ref", String(100), nullable=False),

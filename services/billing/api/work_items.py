@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from services.billing import claims, work_queue
 from services.billing import remittance_actions as actions
-from services.billing import work_queue
 from services.billing.remittance_schemas import (
     ActionResult,
     BillOtherPayer,
@@ -177,13 +177,33 @@ class WorkItemController(Controller):
     @post(
         "/{item_id:str}/actions/bill-other-payer",
         opt={"policy": "work_items.work"},
-        summary="Close the claim to bill another payer",
+        summary="Bill another payer: close the claim, create that payer's original claim",
+        description=(
+            "`payer_id` is a payer in coverage. Coverage must find the patient eligible with "
+            "that payer on the date of service (422 otherwise, nothing changes). The session is "
+            "coded, priced and scrubbed under that payer's contract into a new original claim "
+            "(`new_claim_id`, `ready` or `on_hold`); the denied claim is closed."
+        ),
         status_code=200,
     )
     async def bill_other_payer(
         self, request: Request[Any, Any, Any], item_id: ItemId, data: JSONBody[BillOtherPayer]
     ) -> ActionResult:
-        return await self._run(request, actions.bill_other_payer, item_id, data)
+        rt = runtime_of(request)
+        coverage = rt.extras.get("coverage_port")
+        if coverage is None:
+            coverage = rt.extras["coverage_port"] = claims.default_coverage()
+        async with rt.uow() as uow:
+            out: ActionResult = await actions.bill_other_payer(
+                uow.conn,
+                principal_of(request),
+                item_id,
+                data,
+                request_id=request_id_of(request),
+                coverage=coverage,
+            )
+            await uow.commit()
+        return out
 
     @post(
         "/{item_id:str}/actions/bill-patient",

@@ -159,20 +159,25 @@ async def test_appeal_write_off_void_bill_and_reopen(
     assert void[0].payer_icn
     assert void[0].status == "ready"
     assert resp.json()["claim_status"] == "voided"
-    # bill the patient is refused on a CO denial; bill another payer closes
+    # bill the patient is refused on a CO denial; bill another payer names the payer by its
+    # coverage id (the action itself: test_bill_other_payer.py)
     item = await _next(client, keys)
     refused = await client.post(
         f"/v1/work-items/{item['id']}/actions/bill-patient", json={"reason": "x"}, headers=h
     )
     assert refused.status_code == 409
     assert refused.json()["code"] == "contractual_obligation"
-    resp = await client.post(
+    refused = await client.post(
         f"/v1/work-items/{item['id']}/actions/bill-other-payer",
         json={"reason": "Medicare primary", "payer_name": "Medicare Part B"},
         headers=h,
     )
+    assert refused.status_code in (400, 422)
+    resp = await client.post(
+        f"/v1/work-items/{item['id']}/actions/appeal", json={"reason": "records"}, headers=h
+    )
     assert resp.status_code == 200
-    assert resp.json()["claim_status"] == "closed"
+    assert resp.json()["claim_status"] == "appealed"
     # reopen a resolved item
     resp = await client.post(
         f"/v1/work-items/{item['id']}/actions/reopen", json={"reason": "wrong payer"}, headers=h
