@@ -192,7 +192,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def main(server: str, members: int, rule: str) -> None:
+async def main(server: str, members: int, rule: str, parallel: int) -> None:
     from sqlalchemy import select, text
 
     from services.billing import pmpm
@@ -236,7 +236,9 @@ async def main(server: str, members: int, rule: str) -> None:
     coverage = InProcessPmpmCoverage()
     rss_before = _rss_mb()
 
-    async def run(periods: list[date], with_hash: bool = False) -> tuple[float, list[pmpm.RunRef]]:
+    async def run(
+        periods: list[date], with_hash: bool = False, workers: int = parallel
+    ) -> tuple[float, list[pmpm.RunRef]]:
         start = time.perf_counter()
         async with engine.connect() as c, c.begin():
             refs = await pmpm.create_runs(
@@ -247,6 +249,8 @@ async def main(server: str, members: int, rule: str) -> None:
                 actor="bench",
                 coverage=coverage,
                 today=date(2026, 12, 31),
+                with_hash=with_hash,
+                parallel=workers,
             )
         return time.perf_counter() - start, refs
 
@@ -254,6 +258,7 @@ async def main(server: str, members: int, rule: str) -> None:
     warm, _ = await run([MONTHS[0]])
     elapsed, refs = await run(MONTHS)
     one, _ = await run([MONTHS[5]])
+    serial, _ = await run(MONTHS, workers=1)
     hashed, refs = await run(MONTHS, with_hash=True)
     again, refs2 = await run(MONTHS, with_hash=True)
     async with engine.connect() as c:
@@ -284,12 +289,12 @@ async def main(server: str, members: int, rule: str) -> None:
             classes[name] = classes.get(name, 0) + agg["lines"]
     print(f"warm-up, one month: {warm:.2f} s")
     print(
-        f"12 months in one batch: {elapsed:.2f} s ({lines:,} lines; "
+        f"12 months in one batch ({parallel} connections): {elapsed:.2f} s ({lines:,} lines; "
         f"{lines / elapsed:,.0f} member-months/s); with line hashes: {hashed:.2f} s, "
         f"again {again:.2f} s; "
         f"identical lines on re-run: {identical}"
     )
-    print(f"one month alone: {one:.2f} s")
+    print(f"one month alone: {one:.2f} s; 12 months on one connection: {serial:.2f} s")
     print(
         f"expected {expected / 100:,.2f}, received {received / 100:,.2f}, "
         f"variance {(received - expected) / 100:,.2f}; lines by classification: "
@@ -306,5 +311,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--rule", default="daily", choices=["first_of_month", "fifteen_thirty", "daily"]
     )
+    parser.add_argument(
+        "--parallel", type=int, default=2, help="connections sharing the months (create_runs)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(_server_url(), args.members, args.rule))
+    asyncio.run(main(_server_url(), args.members, args.rule, args.parallel))

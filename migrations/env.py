@@ -9,7 +9,7 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from shared.db import create_engine, include_name, load_all_tables
+from shared.db import create_engine, include_name, include_object, load_all_tables
 
 config = context.config
 target_metadata = load_all_tables()
@@ -22,6 +22,7 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         target_metadata=target_metadata,
         include_schemas=True,
         include_name=include_name,
+        include_object=include_object,
         compare_type=True,
         compare_server_default=True,
         version_table_schema="core",

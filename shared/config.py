@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     x12_usage: Literal["T", "P"] = "T"
     #: Day of the month (1-28) on which the PMPM month close runs for the previous month.
     pmpm_close_day: Annotated[int, msgspec.Meta(ge=1, le=28)] = 5
+    #: Connections a multi-month PMPM reconciliation spreads its months over (1 = one).
+    pmpm_parallel: Annotated[int, msgspec.Meta(ge=1, le=8)] = 2
     submission_max_claims_per_file: int = 5000
     submission_max_claims_per_run: int = 50_000
     #: Name of the arq queue.

@@ -17,13 +17,16 @@ Rules (classification, proration) are documented in `services/billing/domain/pmp
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 
+import asyncpg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -37,11 +40,24 @@ from services.billing.domain.pmpm import (
     needs_work,
     within_retro_window,
 )
-from services.billing.pmpm_sql import reconcile_sql
-from services.billing.tables_pmpm import line_order, pmpm_lines, pmpm_month_locks, pmpm_runs
+from services.billing.pmpm_sql import (
+    SET_SUMMARIES_SQL,
+    SWEEP_ORPHAN_LINES_SQL,
+    reconcile_sql,
+)
+from services.billing.tables_pmpm import (
+    LINE_BUCKETS,
+    line_order,
+    pmpm_line_chunks,
+    pmpm_line_items,
+    pmpm_lines,
+    pmpm_month_locks,
+    pmpm_runs,
+)
 from services.billing.work_queue import open_work_item
 from shared import audit
 from shared.clock import utc_now, utc_today
+from shared.db import asyncpg_dsn
 from shared.errors import Conflict, NotFound, RuleViolation
 from shared.logging import get_logger
 from shared.money import format_cents
@@ -192,9 +208,14 @@ async def create_runs(
     as_of: datetime | None = None,
     skip_unchanged: bool = False,
     with_hash: bool = True,
+    parallel: int = 1,
     request_id: str | None = None,
 ) -> list[RunRef]:
     """One new run per month in `periods` (first days), reconciled in set-based SQL.
+
+    `parallel` > 1 spreads the months over that many extra read-only connections that share
+    this transaction's snapshot (see `_reconcile`); it applies only when this transaction has
+    written nothing yet (the other connections could not see it), else everything runs here.
 
     `skip_unchanged` (the cron) drops a new run whose lines equal the month's latest run, so
     an unchanged month does not pile up identical versions. `with_hash=False` skips the
@@ -207,6 +228,9 @@ async def create_runs(
     wanted = sorted({month_start(p) for p in periods})
     if not wanted:
         raise RuleViolation("give at least one month", code="no_months")
+    if parallel > 1 and len(wanted) > 1:
+        wrote = (await conn.execute(text("SELECT pg_current_xact_id_if_assigned()"))).scalar()
+        parallel = 1 if wrote is not None else parallel
     await _lock(conn, f"pmpm:{tenant_id}:{cid}")
     # Sorts and hashes over a whole roster stay in memory (server side, this transaction).
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
@@ -214,6 +238,8 @@ async def create_runs(
     # for the WAL of 100,000s of lines to reach disk (a crash in that instant loses the run,
     # never consistency; other transactions keep their setting).
     await conn.execute(text("SET LOCAL synchronous_commit = off"))
+    # Compiling this statement's expressions costs more than it saves.
+    await conn.execute(text("SET LOCAL jit = off"))
     by_version: dict[int, tuple[PmpmTermsView, list[RunRef], list[str | None]]] = {}
     for period in wanted:
         if period > month_start(today):
@@ -290,6 +316,7 @@ async def create_runs(
             bases,
             as_of=as_of,
             with_hash=with_hash,
+            parallel=parallel if len(wanted) > 1 else 1,
         )
         refs.extend(runs)
     if skip_unchanged:
@@ -315,19 +342,20 @@ async def create_runs(
     return refs
 
 
-async def _reconcile(
+async def _statement(
     conn: AsyncConnection,
     coverage: PmpmCoveragePort,
     tenant_id: str,
     contract_id: str,
     version: int,
     terms: PmpmTermsView,
-    runs: list[RunRef],
-    bases: list[str | None],
+    runs: Sequence[RunRef],
+    bases: Sequence[str | None],
     *,
     as_of: datetime,
     with_hash: bool,
-) -> None:
+) -> tuple[str, dict[str, Any]]:
+    """The SELECT of `runs`' line chunks (`pmpm_sql.CHUNK_COLUMNS`) and its parameters."""
     periods = [r.period for r in runs]
     mm_sql, mm_params = await coverage.member_months_query(
         conn,
@@ -345,7 +373,7 @@ async def _reconcile(
         "as_of": as_of,
         "periods": periods,
         "run_ids": [r.run_id for r in runs],
-        "base_ids": bases,
+        "base_ids": list(bases),
         "first_day": min(periods),
         "after_day": add_months(max(periods), 1),
         "tiers": [t for t, _ in terms.rates],
@@ -355,11 +383,137 @@ async def _reconcile(
         "min_interventions": terms.min_interventions,
         "has_requirement": terms.has_activity_requirement,
         "with_hash": with_hash,
+        "buckets": LINE_BUCKETS,
         **_code_arrays(terms, periods),
         **mm_params,
     }
-    statement = reconcile_sql(mm_sql, monthly_claim=terms.payment_mode == "monthly_claim")
-    await conn.execute(text(statement), params)
+    statement = reconcile_sql(
+        mm_sql,
+        monthly_claim=terms.payment_mode == "monthly_claim",
+        with_base=any(b is not None for b in bases),
+    )
+    return statement, params
+
+
+_SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+# Chunks of runs that never committed are removed once they are this old (seconds).
+ORPHAN_LINES_AFTER_S = 3600
+
+
+async def _reconcile(
+    conn: AsyncConnection,
+    coverage: PmpmCoveragePort,
+    tenant_id: str,
+    contract_id: str,
+    version: int,
+    terms: PmpmTermsView,
+    runs: list[RunRef],
+    bases: list[str | None],
+    *,
+    as_of: datetime,
+    with_hash: bool,
+    parallel: int = 1,
+) -> None:
+    """Write the runs' lines and their summaries.
+
+    With `parallel` > 1 (and several runs) the months are dealt out to that many extra
+    connections. Each imports this transaction's snapshot (`pg_export_snapshot`) in a
+    REPEATABLE READ transaction, so it reads exactly what this transaction reads, writes its
+    months' line chunks, computes their summaries, and commits; this transaction then records
+    the summaries and commits the runs. Lines are only ever reached through their run, so
+    a run and its lines appear together, when the run commits. If this transaction fails
+    after a worker committed, the worker's chunks belong to no run: they are deleted here
+    (best effort) and otherwise swept later (`sweep_orphan_lines`)."""
+    args = (conn, coverage, tenant_id, contract_id, version, terms)
+    if parallel <= 1 or len(runs) < 2:
+        statement, params = await _statement(*args, runs, bases, as_of=as_of, with_hash=with_hash)
+        rows = (await conn.execute(text(statement), params)).all()
+        summaries = [(r.run_id, r.summary, r.lines_hash) for r in rows]
+    else:
+        n = min(parallel, len(runs))
+        # Months dealt round-robin: each share has early and late months alike.
+        shares = [
+            await _statement(*args, runs[k::n], bases[k::n], as_of=as_of, with_hash=with_hash)
+            for k in range(n)
+        ]
+        snapshot = str((await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one())
+        if not _SNAPSHOT_ID.match(snapshot):  # pragma: no cover - PostgreSQL's own format
+            raise RuntimeError("unexpected snapshot id")
+        dsn = asyncpg_dsn(conn.engine.url.render_as_string(hide_password=False))
+        jobs = [
+            asyncio.ensure_future(_write_share(conn, dsn, snapshot, sql, params))
+            for sql, params in shares
+        ]
+        try:
+            results = await asyncio.gather(*jobs)
+        except BaseException:
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            await _discard_lines(dsn, [r.run_id for r in runs])
+            raise
+        summaries = [row for share in results for row in share]
+    await conn.execute(
+        text(SET_SUMMARIES_SQL),
+        {
+            "ids": [s[0] for s in summaries],
+            "summaries": [s[1] for s in summaries],
+            "hashes": [s[2] for s in summaries],
+        },
+    )
+
+
+async def _write_share(
+    conn: AsyncConnection,
+    dsn: str,
+    snapshot: str,
+    sql: str,
+    params: dict[str, Any],
+) -> list[tuple[str, str, str | None]]:
+    """On a new connection inside `snapshot`: write one share of the runs' line chunks and
+    return their summaries (run id, summary JSON, lines hash)."""
+    statement = _compile(conn, sql, params)
+    worker = await asyncpg.connect(dsn)
+    try:
+        async with worker.transaction(isolation="repeatable_read"):
+            await worker.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            await worker.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            await worker.execute("SET LOCAL synchronous_commit = off")
+            await worker.execute("SET LOCAL jit = off")
+            rows = await worker.fetch(*statement)
+    finally:
+        await worker.close()
+    return [(r["run_id"], r["summary"], r["lines_hash"]) for r in rows]
+
+
+def _compile(conn: AsyncConnection, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    """A named-parameter statement as asyncpg's ($n statement, *arguments)."""
+    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
+    return (compiled.string, *(compiled.params[k] for k in compiled.positiontup or ()))
+
+
+async def _discard_lines(dsn: str, run_ids: list[str]) -> None:
+    """Delete line chunks a failed parallel run's connections may have committed."""
+    try:
+        other = await asyncpg.connect(dsn)
+        try:
+            await other.execute(
+                "DELETE FROM billing.pmpm_line_chunks c WHERE c.run_id = ANY($1::uuid[]) "
+                "AND NOT EXISTS (SELECT 1 FROM billing.pmpm_runs r WHERE r.id = c.run_id)",
+                run_ids,
+            )
+        finally:
+            await other.close()
+    except (OSError, asyncpg.PostgresError) as exc:  # swept later
+        log.warning("pmpm.discard_lines_failed", error=type(exc).__name__, runs=len(run_ids))
+
+
+async def sweep_orphan_lines(
+    conn: AsyncConnection, older_than_s: int = ORPHAN_LINES_AFTER_S
+) -> int:
+    """Delete line chunks whose run never committed (older than `older_than_s`)."""
+    result = await conn.execute(text(SWEEP_ORPHAN_LINES_SQL), {"older_than_s": older_than_s})
+    return int(result.rowcount or 0)
 
 
 async def _drop_unchanged(
@@ -380,7 +534,12 @@ async def _drop_unchanged(
             )
         ).all()
         if len(rows) == 2 and rows[0].lines_hash == rows[1].lines_hash:
-            await conn.execute(pmpm_lines.delete().where(pmpm_lines.c.run_id == ref.run_id))
+            await conn.execute(
+                pmpm_line_chunks.delete().where(pmpm_line_chunks.c.run_id == ref.run_id)
+            )
+            await conn.execute(
+                pmpm_line_items.delete().where(pmpm_line_items.c.run_id == ref.run_id)
+            )
             await conn.execute(pmpm_runs.delete().where(pmpm_runs.c.id == ref.run_id))
         else:
             kept.append(ref)
@@ -471,17 +630,19 @@ async def close_run(
 # ----------------------------------------------------------------------------- work items
 
 _COPY_ITEMS_SQL = """
-UPDATE billing.pmpm_lines l SET work_item_id = prev.work_item_id
-FROM (
+INSERT INTO billing.pmpm_line_items (run_id, member_id, patient_key, work_item_id)
+SELECT l.run_id, l.member_id, COALESCE(CAST(l.patient_id AS text), ''), prev.work_item_id
+FROM billing.pmpm_lines l
+JOIN (
     SELECT DISTINCT ON (pl.member_id, pl.classification) pl.member_id, pl.classification,
            pl.work_item_id
     FROM billing.pmpm_runs pr JOIN billing.pmpm_lines pl ON pl.run_id = pr.id
     WHERE pr.tenant_id = :tenant AND pr.contract_id = :contract AND pr.period = :period
       AND pr.id <> :run AND pl.work_item_id IS NOT NULL
     ORDER BY pl.member_id, pl.classification, pr.run_no DESC
-) prev
-WHERE l.run_id = :run AND l.work_item_id IS NULL AND l.member_id = prev.member_id
-  AND l.classification = prev.classification
+) prev ON prev.member_id = l.member_id AND prev.classification = l.classification
+WHERE l.run_id = :run AND l.work_item_id IS NULL
+ON CONFLICT DO NOTHING
 """
 
 
@@ -561,19 +722,19 @@ async def open_variance_items(
     if members:
         await conn.execute(
             text(
-                "UPDATE billing.pmpm_lines l SET work_item_id = u.item "
+                "INSERT INTO billing.pmpm_line_items (run_id, member_id, patient_key, "
+                "work_item_id) SELECT :run, u.member, u.patient, u.item "
                 "FROM unnest(CAST(:members AS text[]), CAST(:patients AS text[]), "
                 "CAST(:items AS uuid[])) AS u(member, patient, item) "
-                "WHERE l.run_id = :run AND l.member_id = u.member "
-                "AND COALESCE(CAST(l.patient_id AS text), '') = u.patient"
+                "ON CONFLICT DO NOTHING"
             ),
             {"members": members, "patients": patients, "items": item_ids, "run": run.id},
         )
     total = (
         await conn.execute(
             select(func.count())
-            .select_from(pmpm_lines)
-            .where(pmpm_lines.c.run_id == run.id, pmpm_lines.c.work_item_id.is_not(None))
+            .select_from(pmpm_line_items)
+            .where(pmpm_line_items.c.run_id == run.id)
         )
     ).scalar_one()
     return int(total)
@@ -610,10 +771,11 @@ async def close_contract_month(
     today: date,
     actor: str,
     coverage: PmpmCoveragePort,
+    parallel: int = 1,
 ) -> list[RunRef]:
     """The close-day work for one contract: run and close last month if still open, and
     re-run (as adjustments, only when something changed) the closed months still inside the
-    retro window."""
+    retro window (those on `parallel` connections)."""
     view = await load_contract(conn, coverage, tenant_id, contract_id)
     target = add_months(month_start(today), -1)
     out: list[RunRef] = []
@@ -637,6 +799,7 @@ async def close_contract_month(
             coverage=coverage,
             today=today,
             skip_unchanged=True,
+            parallel=parallel,
         )
     if terms is not None and target not in closed:
         (ref,) = await create_runs(

@@ -1,5 +1,9 @@
-"""The reconciliation statement: one INSERT ... SELECT writes every line of every run in a batch
-(one run per month of one contract version), classifying all members at once.
+"""The reconciliation statement: one SELECT computes every line of every run in a batch (one run
+per month of one contract version), classifying all members at once, and yields them as the
+runs' line chunks (billing.pmpm_line_chunks: one row per run per bucket of members, an array
+per line field), writes them and returns each run's summary computed from the chunks it wrote.
+`pmpm._reconcile` runs it for all the months at once, or for shares of the months on parallel
+connections.
 
 Inputs joined per (month, member id):
 * the member-months (coverage's SELECT, embedded as the CTE `mm` through the port: who counts,
@@ -15,6 +19,8 @@ in that order (member id in byte order). A re-run with the same inputs writes id
 """
 
 from __future__ import annotations
+
+from services.billing.tables_pmpm import LINE_ARRAY_NAMES
 
 # Over a relation with columns named like `LineFacts`' fields (recouped is a bool here).
 CLASSIFY_SQL = """CASE
@@ -96,10 +102,10 @@ j AS (
            COALESCE(pay.positive_payments, 0) AS positive_payments,
            COALESCE(pay.payment_count, 0) AS payment_count,
            COALESCE(pay.recouped_cents, 0) AS recouped_cents, pay.named_tier,
-           base.b_present, base.b_on_roster, base.b_expected, base.b_received, base.b_class
+           __BASE_COLUMNS__
     FROM mm
     FULL JOIN pay USING (period, member_id)
-    FULL JOIN base USING (period, member_id)
+    __BASE_JOIN__
     LEFT JOIN act a ON a.act_ref = mm.patient_ref AND a.act_period = mm.period
 ),
 k AS (
@@ -156,56 +162,108 @@ h AS (
     SELECT g.*, __CLASSIFY__ AS classification
     FROM g
 ),
-ins AS (
-    INSERT INTO billing.pmpm_lines (
-        run_id, member_id, patient_id, patient_ref, on_roster, tier, rate_cents,
-        enrolled_days, days_in_month, expected_cents, recorded_late, minutes, interventions,
-        activity_met, monthly_code, addon_code, addon_units, charge_cents, received_cents,
-        payment_count, recouped_cents, paid_tier, classification, variance_cents,
-        prior_classification, prior_expected_cents, prior_received_cents, change
-    )
-    SELECT run_id, member_id, patient_id, patient_ref, on_roster, tier, rate, enrolled_days, dim,
-       expected, recorded_late, minutes, interventions, activity_met,
-       CASE WHEN billable THEN code END,
-       CASE WHEN billable AND addon_units > 0 THEN addon_code END,
-       CASE WHEN billable THEN addon_units ELSE 0 END,
-       charge_cents, received, payment_count, recouped_cents, paid_tier, classification,
-       received - expected,
-       b_class, b_expected, b_received,
+l AS (
+    SELECT run_id, dim, member_id, patient_id, patient_ref, on_roster, tier, rate AS rate_cents,
+       enrolled_days, expected AS expected_cents, recorded_late, minutes, interventions,
+       activity_met,
+       CASE WHEN billable THEN code END AS monthly_code,
+       CASE WHEN billable AND addon_units > 0 THEN addon_code END AS addon_code,
+       CASE WHEN billable THEN addon_units ELSE 0 END AS addon_units,
+       charge_cents, received AS received_cents, payment_count, recouped_cents, paid_tier,
+       classification,
+       b_class AS prior_classification, b_expected AS prior_expected_cents,
+       b_received AS prior_received_cents,
        CASE WHEN base_run_id IS NULL THEN NULL
             WHEN b_present IS NULL THEN 'new'
             WHEN b_class = classification AND b_expected = expected AND b_received = received
                 THEN 'same'
-            ELSE 'changed' END
+            ELSE 'changed' END AS change
     FROM h
-    RETURNING run_id, on_roster, classification, expected_cents, received_cents,
-              variance_cents, prior_expected_cents, prior_received_cents, change,
-              CASE WHEN CAST(:with_hash AS boolean)
-                   THEN hash_record_extended(ROW(member_id, patient_id, patient_ref, on_roster,
-                        tier, rate_cents, enrolled_days, days_in_month, expected_cents,
-                        recorded_late, minutes, interventions, activity_met, monthly_code,
-                        addon_code, addon_units, charge_cents, received_cents, payment_count,
-                        recouped_cents, paid_tier, classification, variance_cents), 0)
-              END AS hv
 ),
-per_class AS (
-    SELECT run_id, classification, count(*) AS n,
-           count(*) FILTER (WHERE on_roster) AS on_roster_n,
-           sum(expected_cents) AS exp, sum(received_cents) AS rec, sum(variance_cents) AS var,
-           count(*) FILTER (WHERE variance_cents <> 0) AS var_n,
-           COALESCE(sum(expected_cents - COALESCE(prior_expected_cents, 0))
-                    FILTER (WHERE change IS NOT NULL), 0) AS dexp,
-           COALESCE(sum(received_cents - COALESCE(prior_received_cents, 0))
-                    FILTER (WHERE change IS NOT NULL), 0) AS drec,
-           count(*) FILTER (WHERE change IN ('new', 'changed')) AS changed,
-           sum(hv) AS hv
-    FROM ins GROUP BY run_id, classification
+ins AS (
+INSERT INTO billing.pmpm_line_chunks (__CHUNK_COLUMNS__)
+SELECT run_id, CAST((hashtext(member_id) & 2147483647) % CAST(:buckets AS int) AS smallint)
+           AS bucket,
+       CAST(count(*) AS int) AS lines, CAST(max(dim) AS smallint) AS days_in_month,
+       -- The hash covers each line's result (not its comparison with the closed run), so two
+       -- runs with equal hashes reconciled to the same lines.
+       CASE WHEN CAST(:with_hash AS boolean)
+            THEN sum(hash_record_extended(ROW(member_id, patient_id, patient_ref, on_roster,
+                 tier, rate_cents, enrolled_days, dim, expected_cents, recorded_late, minutes,
+                 interventions, activity_met, monthly_code, addon_code, addon_units,
+                 charge_cents, received_cents, payment_count, recouped_cents, paid_tier,
+                 classification, received_cents - expected_cents), 0))
+       END AS hash_sum,
+       __ARRAYS__
+FROM l
+GROUP BY 1, 2
+RETURNING run_id, hash_sum, classification, on_roster, expected_cents, received_cents,
+          prior_expected_cents, prior_received_cents, change
+),
+__SUMMARY__
+"""
+
+# The SQL type of each array's elements.
+_SQL_TYPES = {
+    "member_id": "text",
+    "patient_id": "uuid",
+    "patient_ref": "text",
+    "on_roster": "boolean",
+    "tier": "text",
+    "rate_cents": "bigint",
+    "enrolled_days": "smallint",
+    "expected_cents": "bigint",
+    "recorded_late": "boolean",
+    "minutes": "int",
+    "interventions": "int",
+    "activity_met": "boolean",
+    "monthly_code": "text",
+    "addon_code": "text",
+    "addon_units": "int",
+    "charge_cents": "bigint",
+    "received_cents": "bigint",
+    "payment_count": "int",
+    "recouped_cents": "bigint",
+    "paid_tier": "text",
+    "classification": "text",
+    "prior_classification": "text",
+    "prior_expected_cents": "bigint",
+    "prior_received_cents": "bigint",
+    "change": "text",
+}
+if tuple(_SQL_TYPES) != LINE_ARRAY_NAMES:  # pragma: no cover - a programming error
+    raise RuntimeError("_SQL_TYPES must list LINE_ARRAY_NAMES in order")
+#: Columns of billing.pmpm_line_chunks in the order the statement's SELECT yields them.
+CHUNK_COLUMNS = ("run_id", "bucket", "lines", "days_in_month", "hash_sum", *LINE_ARRAY_NAMES)
+_ARRAYS = ",\n       ".join(
+    f"array_agg(CAST({name} AS {kind})) AS {name}" for name, kind in _SQL_TYPES.items()
 )
-UPDATE billing.pmpm_runs r SET summary = s.summary, lines_hash = s.h
+
+# Each run's summary and lines hash from its chunks (`__SOURCE__`: the chunks just inserted, or
+# the table filtered to the runs); the tail of the statement.
+_SUMMARY_TAIL = """per_class AS (
+    SELECT c.run_id, u.classification, count(*) AS n,
+           count(*) FILTER (WHERE u.on_roster) AS on_roster_n,
+           sum(u.expected) AS exp, sum(u.received) AS rec, sum(u.received - u.expected) AS var,
+           count(*) FILTER (WHERE u.received <> u.expected) AS var_n,
+           COALESCE(sum(u.expected - COALESCE(u.p_exp, 0)) FILTER (WHERE u.change IS NOT NULL),
+                    0) AS dexp,
+           COALESCE(sum(u.received - COALESCE(u.p_rec, 0)) FILTER (WHERE u.change IS NOT NULL),
+                    0) AS drec,
+           count(*) FILTER (WHERE u.change IN ('new', 'changed')) AS changed
+    FROM ins c
+    CROSS JOIN LATERAL unnest(c.classification, c.on_roster, c.expected_cents, c.received_cents,
+                              c.prior_expected_cents, c.prior_received_cents, c.change)
+        AS u(classification, on_roster, expected, received, p_exp, p_rec, change)
+    GROUP BY c.run_id, u.classification
+),
+hashes AS (
+    SELECT run_id, sum(hash_sum) AS hs FROM ins GROUP BY run_id
+)
+SELECT CAST(s.run_id AS text) AS run_id, CAST(s.summary AS text) AS summary,
+       md5(h.hs::text) AS lines_hash
 FROM (
-    -- The hash covers each line's result (not its comparison with the closed run), so two
-    -- runs with equal hashes reconciled to the same lines.
-    SELECT run_id, md5(sum(hv)::text) AS h, jsonb_build_object(
+    SELECT run_id, jsonb_build_object(
         'lines', sum(n), 'members_on_roster', sum(on_roster_n),
         'expected_cents', sum(exp), 'received_cents', sum(rec), 'variance_cents', sum(var),
         'variance_lines', sum(var_n),
@@ -215,11 +273,33 @@ FROM (
             'lines', n, 'expected_cents', exp, 'received_cents', rec, 'variance_cents', var))
     ) AS summary
     FROM per_class GROUP BY run_id
-) s WHERE r.id = s.run_id
+) s
+JOIN hashes h ON h.run_id = s.run_id"""
+
+# Runs without lines keep the empty summary they were created with.
+SET_SUMMARIES_SQL = """
+UPDATE billing.pmpm_runs r SET summary = CAST(u.summary AS jsonb), lines_hash = u.lines_hash
+FROM unnest(CAST(:ids AS uuid[]), CAST(:summaries AS text[]), CAST(:hashes AS text[]))
+    AS u(run_id, summary, lines_hash)
+WHERE r.id = u.run_id
 """
+
+# Lines of runs that never committed (a parallel run's connections commit their lines before
+# the run itself commits; see `pmpm._reconcile`): nothing reads them, this removes them.
+SWEEP_ORPHAN_LINES_SQL = """
+DELETE FROM billing.pmpm_line_chunks c
+WHERE c.created_at < now() - make_interval(secs => :older_than_s)
+  AND NOT EXISTS (SELECT 1 FROM billing.pmpm_runs r WHERE r.id = c.run_id)
+"""
+
+
 # `__MEMBER_MONTHS__` (the port's SELECT) and `__CODES_JOIN__` are filled by `reconcile_sql`.
-RECONCILE_SQL = _RECONCILE_TEMPLATE.replace("__MINUTES__", _MINUTES).replace(
-    "__CLASSIFY__", CLASSIFY_SQL
+RECONCILE_SQL = (
+    _RECONCILE_TEMPLATE.replace("__MINUTES__", _MINUTES)
+    .replace("__CLASSIFY__", CLASSIFY_SQL)
+    .replace("__ARRAYS__", _ARRAYS)
+    .replace("__CHUNK_COLUMNS__", ", ".join(CHUNK_COLUMNS))
+    .replace("__SUMMARY__", _SUMMARY_TAIL)
 )
 
 
@@ -234,8 +314,24 @@ _CODES_LATERAL = """LEFT JOIN LATERAL (
 _CODES_NONE = "LEFT JOIN codes mc ON false"
 
 
-def reconcile_sql(member_months: str, *, monthly_claim: bool) -> str:
-    """The statement with coverage's member-months SELECT embedded as the CTE `mm`."""
-    return RECONCILE_SQL.replace("__MEMBER_MONTHS__", member_months).replace(
-        "__CODES_JOIN__", _CODES_LATERAL if monthly_claim else _CODES_NONE
+# Adjustment runs compare with the closed run's lines; regular runs have none to join (a full
+# join with an empty side still cost a sort of every line).
+_BASE_COLUMNS = "base.b_present, base.b_on_roster, base.b_expected, base.b_received, base.b_class"
+_BASE_JOIN = "FULL JOIN base USING (period, member_id)"
+_NO_BASE_COLUMNS = (
+    "NULL::boolean AS b_present, NULL::boolean AS b_on_roster, NULL::bigint AS b_expected, "
+    "NULL::bigint AS b_received, NULL::text AS b_class"
+)
+
+
+def reconcile_sql(member_months: str, *, monthly_claim: bool, with_base: bool = True) -> str:
+    """The statement that writes the runs' line chunks and returns each run's summary (run_id,
+    summary as JSON text, lines_hash), with coverage's member-months SELECT embedded as the
+    CTE `mm`; `with_base` when any of the runs is an adjustment run (compared with a closed
+    run)."""
+    return (
+        RECONCILE_SQL.replace("__MEMBER_MONTHS__", member_months)
+        .replace("__CODES_JOIN__", _CODES_LATERAL if monthly_claim else _CODES_NONE)
+        .replace("__BASE_COLUMNS__", _BASE_COLUMNS if with_base else _NO_BASE_COLUMNS)
+        .replace("__BASE_JOIN__", _BASE_JOIN if with_base else "")
     )

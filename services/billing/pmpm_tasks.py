@@ -49,10 +49,16 @@ async def pmpm_monthly_close(ctx: dict[str, Any]) -> int:
     retro window (kept only when something changed), then open the variances' work items.
     One transaction per contract, so one bad contract does not stop the others."""
     db: Database = ctx["db"]
+    settings: Settings = ctx["settings"]
     coverage = _coverage(ctx)
     today = utc_today()
-    async with db.transaction() as (conn, _trans):
+    async with db.transaction() as (conn, trans):
         contracts = await coverage.pmpm_contracts(conn)
+        # Lines a failed parallel run left behind (never reachable: their run never committed).
+        swept = await pmpm.sweep_orphan_lines(conn)
+        await trans.commit()
+    if swept:
+        log.info("pmpm.orphan_lines_swept", chunks=swept)
     runs = 0
     for tenant_id, contract_id in contracts:
         try:
@@ -64,6 +70,7 @@ async def pmpm_monthly_close(ctx: dict[str, Any]) -> int:
                     today=today,
                     actor=WORKER_ACTOR,
                     coverage=coverage,
+                    parallel=settings.pmpm_parallel,
                 )
                 for ref in refs:
                     await uow.add_job(

@@ -4,19 +4,19 @@ payments and month locks.
 * ``pmpm_runs``: one row per run of a contract-month. A re-run is a new row with the next
   ``run_no``; earlier runs are never changed (except the one a close marks ``closed``).
   Runs after a close are ``adjustment`` runs whose lines carry the closed run's figures.
-* ``pmpm_lines``: the member-month ledger and its reconciliation, one row per member per run
-  (the ledger is the expected half: tier, rate, proration, activity, monthly codes; the
-  reconciliation half is what was received, the classification and the variance). One table,
-  because every run writes both halves for the same members in one statement. A line is
-  identified by run, member id and patient id: no line numbers and no primary key (numbering
-  a whole roster meant sorting it), only an index on run_id.
+* ``pmpm_line_chunks``: the member-month ledger and its reconciliation, one line per member per
+  run (the ledger is the expected half: tier, rate, proration, activity, monthly codes; the
+  reconciliation half is what was received, the classification and the variance), stored as
+  arrays in one row per run per bucket of members and read through the view ``pmpm_lines``.
+  A line is identified by run, member id and patient id. ``pmpm_line_items`` holds the work
+  item of each line that has one.
 * ``pmpm_payment_imports`` / ``pmpm_payments``: payments from 835s (PLB CT, monthly-code claim
   lines), payer CSVs and 820s, each tied to a member and month. Re-importing the same file
   changes nothing (content hash).
 * ``pmpm_month_locks``: a closed contract-month and the run it was closed on.
 
 No foreign keys to coverage (another schema) and none from lines to runs: lines are written in
-bulk (100,000s per statement) and only ever through their run.
+bulk (100,000s per run) and only ever through their run.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
     String,
@@ -43,7 +44,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from shared.db import metadata
 
@@ -89,48 +90,130 @@ pmpm_runs = Table(
     schema="billing",
 )
 
+# The lines of a run, stored compactly: one row per run per bucket of members (a member's
+# bucket is a hash of the member id modulo `LINE_BUCKETS`), each line field an array with one
+# element per line, in the same order in every array. A 100,000-member run is about 128 rows
+# instead of 100,000: writing it costs a few compressed TOAST values rather than 100,000 heap
+# tuples and index entries (about a tenth of the WAL). Lines are read through the view
+# `pmpm_lines` below, one row per line, and are never updated; which work item a line has is
+# kept in `pmpm_line_items`.
+LINE_BUCKETS = 128
+
+# (name, element type, nullable elements) of each per-line array, in the view's order.
+LINE_ARRAYS: tuple[tuple[str, Any], ...] = (
+    ("member_id", Text),
+    ("patient_id", UUID(as_uuid=False)),
+    ("patient_ref", Text),
+    ("on_roster", Boolean),
+    ("tier", Text),
+    ("rate_cents", BigInteger),
+    ("enrolled_days", SmallInteger),
+    ("expected_cents", BigInteger),
+    ("recorded_late", Boolean),
+    ("minutes", Integer),
+    ("interventions", Integer),
+    ("activity_met", Boolean),
+    ("monthly_code", Text),
+    ("addon_code", Text),
+    ("addon_units", Integer),
+    ("charge_cents", BigInteger),
+    ("received_cents", BigInteger),
+    ("payment_count", Integer),
+    ("recouped_cents", BigInteger),
+    ("paid_tier", Text),
+    ("classification", Text),
+    ("prior_classification", Text),
+    ("prior_expected_cents", BigInteger),
+    ("prior_received_cents", BigInteger),
+    ("change", Text),
+)
+LINE_ARRAY_NAMES = tuple(name for name, _ in LINE_ARRAYS)
+
+pmpm_line_chunks = Table(
+    "pmpm_line_chunks",
+    metadata,
+    Column("run_id", UUID(as_uuid=False), nullable=False),
+    Column("bucket", SmallInteger, nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("days_in_month", SmallInteger, nullable=False),
+    # Σ of each line's 64-bit hash (NULL for runs made without one); see pmpm_runs.lines_hash.
+    Column("hash_sum", Numeric),
+    *(Column(name, ARRAY(kind), nullable=False) for name, kind in LINE_ARRAYS),
+    # Written before the run commits when a run is computed in parallel (see pmpm._reconcile);
+    # chunks whose run never committed are swept after a while.
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("run_id", "bucket"),
+    schema="billing",
+)
+
+# The work item a line (run, member id, patient id or '') has, for the lines that need one.
+pmpm_line_items = Table(
+    "pmpm_line_items",
+    metadata,
+    Column("run_id", UUID(as_uuid=False), nullable=False),
+    Column("member_id", Text, nullable=False),
+    Column("patient_key", Text, nullable=False),
+    Column("work_item_id", UUID(as_uuid=False), nullable=False),
+    PrimaryKeyConstraint("run_id", "member_id", "patient_key"),
+    schema="billing",
+)
+
+# A VIEW (created by the migrations; `is_view` keeps it out of Alembic's table comparison):
+# one row per line, with the line's work item and its variance.
 pmpm_lines = Table(
     "pmpm_lines",
     metadata,
-    Column("run_id", UUID(as_uuid=False), nullable=False),
-    # A line is (run, member id, patient id); no line numbers (see `line_order`).
-    Column("member_id", String(80), nullable=False),
+    Column("run_id", UUID(as_uuid=False)),
+    Column("member_id", Text),
     Column("patient_id", UUID(as_uuid=False)),
-    Column("patient_ref", String(100)),
-    # Ledger: on the roster for the month under the proration rule.
-    Column("on_roster", Boolean, nullable=False),
-    Column("tier", String(40)),
+    Column("patient_ref", Text),
+    Column("on_roster", Boolean),
+    Column("tier", Text),
     Column("rate_cents", BigInteger),
-    Column("enrolled_days", SmallInteger, nullable=False, server_default="0"),
-    Column("days_in_month", SmallInteger, nullable=False),
-    Column("expected_cents", BigInteger, nullable=False, server_default="0"),
-    Column("recorded_late", Boolean, nullable=False, server_default="false"),
-    # Documented activity in the month (billing sessions).
-    Column("minutes", Integer, nullable=False, server_default="0"),
-    Column("interventions", Integer, nullable=False, server_default="0"),
+    Column("enrolled_days", SmallInteger),
+    Column("days_in_month", SmallInteger),
+    Column("expected_cents", BigInteger),
+    Column("recorded_late", Boolean),
+    Column("minutes", Integer),
+    Column("interventions", Integer),
     Column("activity_met", Boolean),
-    # Monthly codes, where the contract bills by claim.
-    Column("monthly_code", String(5)),
-    Column("addon_code", String(5)),
-    Column("addon_units", Integer, nullable=False, server_default="0"),
-    Column("charge_cents", BigInteger, nullable=False, server_default="0"),
-    # Payments.
-    Column("received_cents", BigInteger, nullable=False, server_default="0"),
-    Column("payment_count", Integer, nullable=False, server_default="0"),
-    Column("recouped_cents", BigInteger, nullable=False, server_default="0"),
-    Column("paid_tier", String(40)),
-    # Reconciliation.
-    Column("classification", String(30), nullable=False),
-    Column("variance_cents", BigInteger, nullable=False),
-    # Adjustment runs: the closed run's figures and what changed (new|changed|removed|same).
-    Column("prior_classification", String(30)),
+    Column("monthly_code", Text),
+    Column("addon_code", Text),
+    Column("addon_units", Integer),
+    Column("charge_cents", BigInteger),
+    Column("received_cents", BigInteger),
+    Column("payment_count", Integer),
+    Column("recouped_cents", BigInteger),
+    Column("paid_tier", Text),
+    Column("classification", Text),
+    Column("variance_cents", BigInteger),
+    Column("prior_classification", Text),
     Column("prior_expected_cents", BigInteger),
     Column("prior_received_cents", BigInteger),
-    Column("change", String(10)),
+    Column("change", Text),
     Column("work_item_id", UUID(as_uuid=False)),
-    # Deduplicated B-tree: 100,000 lines of a run cost a few index pages, not 100,000 entries.
-    Index("ix_pmpm_lines_run_id", "run_id"),
     schema="billing",
+    info={"is_view": True},
+)
+
+# The view's definition (used by the migration that creates it).
+LINES_VIEW_SQL = (
+    "CREATE VIEW billing.pmpm_lines AS\n"
+    "SELECT c.run_id, u.member_id, u.patient_id, u.patient_ref, u.on_roster, u.tier,\n"
+    "       u.rate_cents, u.enrolled_days, c.days_in_month, u.expected_cents, u.recorded_late,\n"
+    "       u.minutes, u.interventions, u.activity_met, u.monthly_code, u.addon_code,\n"
+    "       u.addon_units, u.charge_cents, u.received_cents, u.payment_count, u.recouped_cents,\n"
+    "       u.paid_tier, u.classification, u.received_cents - u.expected_cents AS variance_cents,\n"
+    "       u.prior_classification, u.prior_expected_cents, u.prior_received_cents, u.change,\n"
+    "       i.work_item_id\n"
+    "FROM billing.pmpm_line_chunks c\n"
+    "CROSS JOIN LATERAL unnest("
+    + ", ".join(f"c.{n}" for n in LINE_ARRAY_NAMES)
+    + ")\n    AS u("
+    + ", ".join(LINE_ARRAY_NAMES)
+    + ")\n"
+    "LEFT JOIN billing.pmpm_line_items i ON i.run_id = c.run_id AND i.member_id = u.member_id\n"
+    "    AND i.patient_key = COALESCE(CAST(u.patient_id AS text), '')"
 )
 
 

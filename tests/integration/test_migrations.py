@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from shared import migrate
-from shared.db import asyncpg_dsn, create_engine, include_name, load_all_tables
+from shared.db import asyncpg_dsn, create_engine, include_name, include_object, load_all_tables
 
 
 def _fresh_db(server_url: str, name: str) -> str:
@@ -37,6 +37,7 @@ def _diff(url: str) -> list[object]:
             opts={
                 "include_schemas": True,
                 "include_name": include_name,
+                "include_object": include_object,
                 "compare_type": True,
                 "compare_server_default": True,
             },
