@@ -60,6 +60,8 @@ act AS (
     FROM billing.sessions s
     WHERE s.tenant_id = :tenant AND s.date_of_service >= :first_day
       AND s.date_of_service < :after_day AND s.state <> 'failed' AND s.created_at <= :as_of
+      -- only the runs' months (a share of a parallel run has every other month)
+      AND CAST(date_trunc('month', s.date_of_service) AS date) = ANY(CAST(:periods AS date[]))
     GROUP BY 1, 2
 ),
 pay AS (

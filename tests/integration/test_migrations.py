@@ -83,3 +83,44 @@ def test_upgrade_matches_models_and_downgrade_works(
     assert asyncio.run(remaining()) == 0
     migrate.upgrade(url)
     assert _diff(url) == []
+
+
+def test_pmpm_lines_move_into_chunks_and_back(server_database_url: str, testrun_uid: str) -> None:
+    """Lines written before the compact storage read the same through the view (work items
+    included), and come back as rows on the way down."""
+    url = _fresh_db(server_database_url, f"mtm_migr_chunks_{testrun_uid[:8]}")
+    migrate.upgrade(url, "20261127_bill_other")
+    run, item = "6c0a3f3e-0000-4000-8000-000000000001", "6c0a3f3e-0000-4000-8000-0000000000aa"
+    cols = (
+        "run_id, member_id, patient_id, patient_ref, on_roster, tier, rate_cents, enrolled_days, "
+        "days_in_month, expected_cents, recorded_late, minutes, interventions, activity_met, "
+        "received_cents, payment_count, recouped_cents, classification, variance_cents, "
+        "work_item_id"
+    )
+    rows = [
+        (run, "M1", None, "R1", True, "std", 2500, 31, 31, 2500, False, 20, 1, True, 2500, 1, 0,
+         "paid_as_expected", 0, None),
+        (run, "M2", None, "R2", True, "std", 2500, 31, 31, 2500, False, 0, 0, False, 0, 0, 0,
+         "activity_not_met", -2500, item),
+        (run, "X9", None, None, False, None, None, 0, 31, 0, False, 0, 0, None, 2500, 1, 0,
+         "paid_not_on_roster", 2500, None),
+    ]  # fmt: skip
+
+    async def query(sql: str, *args: object) -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            return [tuple(r) for r in await conn.fetch(sql, *args)]
+        finally:
+            await conn.close()
+
+    marks = ", ".join(f"${i}" for i in range(1, 21))
+    for row in rows:
+        insert = f"INSERT INTO billing.pmpm_lines ({cols}) VALUES ({marks})"  # noqa: S608
+        asyncio.run(query(insert, *row))
+    read = f"SELECT {cols} FROM billing.pmpm_lines ORDER BY member_id"  # noqa: S608
+    before = asyncio.run(query(read))
+    migrate.upgrade(url)
+    assert asyncio.run(query(read)) == before
+    assert asyncio.run(query("SELECT count(*) FROM billing.pmpm_line_items")) == [(1,)]
+    migrate.downgrade(url, "20261127_bill_other")
+    assert asyncio.run(query(read)) == before
