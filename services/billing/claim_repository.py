@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -53,14 +53,21 @@ async def lock_pending_sessions(conn: AsyncConnection, session_ids: Sequence[str
     return list(rows)
 
 
-# One index probe per patient (tenant, patient_ref, DOS) and one per claim for its codes.
+# One index probe per patient (tenant, patient_ref, DOS), one per claim for its codes and one
+# per claim for whether another claim was rebilled from it: "bill another payer" makes the new
+# claim from the same session, so it has the same tenant and patient_ref (the probe stays on
+# that index; rebilled_from_claim_id has none). The EXISTS ignores :exclude, so rescrubbing
+# the new claim (excluded itself) still marks the claim it was rebilled from.
 _HISTORY_SQL = text(
     """
     SELECT c.tenant_id, c.patient_ref, c.patient_control_number, c.status, c.date_of_service,
            c.billing_tin, c.service_type, c.payer_id::text AS payer_id,
            c.contract_id::text AS contract_id,
            ARRAY(SELECT l.procedure_code FROM billing.claim_lines l
-                 WHERE l.claim_id = c.id ORDER BY l.line_no) AS codes
+                 WHERE l.claim_id = c.id ORDER BY l.line_no) AS codes,
+           EXISTS(SELECT 1 FROM billing.claims n
+                  WHERE n.tenant_id = c.tenant_id AND n.patient_ref = c.patient_ref
+                    AND n.rebilled_from_claim_id = c.id) AS rebilled
     FROM unnest(CAST(:tenants AS text[]), CAST(:refs AS text[])) AS k(tenant_id, patient_ref)
     JOIN billing.claims c ON c.tenant_id = k.tenant_id AND c.patient_ref = k.patient_ref
     WHERE CAST(:exclude AS uuid) IS NULL OR c.id <> CAST(:exclude AS uuid)
@@ -72,7 +79,9 @@ _HISTORY_SQL = text(
 async def histories(
     conn: AsyncConnection, pairs: Sequence[tuple[str, str]], *, exclude_claim: str | None = None
 ) -> dict[tuple[str, str], PatientHistory]:
-    """Every earlier claim of each (tenant, patient_ref), with its line codes, in DOS order."""
+    """Every earlier claim of each (tenant, patient_ref), with its line codes, in DOS order.
+    A line of a claim another claim was rebilled from carries ``rebilled`` (the duplicate check
+    in ``domain.scrub`` decides what that means)."""
     out: dict[tuple[str, str], PatientHistory] = {pair: PatientHistory() for pair in pairs}
     if not pairs:
         return out
@@ -84,7 +93,10 @@ async def histories(
             "exclude": exclude_claim,
         },
     )
+    rebilled: set[str] = set()  # patient control numbers (unique across tenants)
     for r in rows:
+        if r.rebilled:
+            rebilled.add(r.patient_control_number)
         out[(r.tenant_id, r.patient_ref)].add(
             patient_ref=r.patient_ref,
             pcn=r.patient_control_number,
@@ -96,6 +108,12 @@ async def histories(
             payer_id=r.payer_id,
             contract_id=r.contract_id,
         )
+    if rebilled:
+        for history in out.values():
+            history.lines = [
+                replace(ln, rebilled=True) if ln.patient_control_number in rebilled else ln
+                for ln in history.lines
+            ]
     return out
 
 

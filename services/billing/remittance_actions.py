@@ -41,12 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.billing import claim_repository as repo
 from services.billing import claims as creation
 from services.billing import claims_manage
-from services.billing.claims_build import (
-    PatientHistory,
-    decide,
-    findings_json,
-    patient_control_number,
-)
+from services.billing.claims_build import decide, findings_json, patient_control_number
 from services.billing.domain.claim_state import ClaimEvent, ClaimStatus
 from services.billing.domain.work_items import WorkItemStatus
 from services.billing.ports import CoveragePort, EligibilityEvidence, PayerInfo
@@ -643,33 +638,6 @@ async def _session_of(conn: AsyncConnection, claim: Any) -> tuple[Any, SessionCr
         ) from None
 
 
-async def _without_rebilled(
-    conn: AsyncConnection, tenant_id: str, claim: Any, history: PatientHistory
-) -> None:
-    """Drop from the duplicate check the claims this session's new one follows: the denied
-    claim (closed just before the insert) and, when it was itself a claim for another payer,
-    the closed claims before it. Their payers denied the service; it stands at none of them."""
-    pcns = {claim.patient_control_number}
-    prev, seen = claim.rebilled_from_claim_id, {str(claim.id)}
-    while prev is not None and str(prev) not in seen:
-        seen.add(str(prev))
-        row = (
-            await conn.execute(
-                select(
-                    claims.c.patient_control_number,
-                    claims.c.status,
-                    claims.c.rebilled_from_claim_id,
-                ).where(claims.c.id == prev, claims.c.tenant_id == tenant_id)
-            )
-        ).first()
-        if row is None:  # pragma: no cover - claims are never deleted
-            break
-        if row.status == ClaimStatus.CLOSED.value:  # reopened and paid since: it stands
-            pcns.add(row.patient_control_number)
-        prev = row.rebilled_from_claim_id
-    history.lines = [ln for ln in history.lines if ln.patient_control_number not in pcns]
-
-
 async def bill_other_payer(
     conn: AsyncConnection,
     principal: Principal,
@@ -713,8 +681,9 @@ async def bill_other_payer(
         session.created_at,
     )
     key = (principal.tenant_id, claim.patient_ref)
+    # Without the denied claim (closed just before the insert); closed claims the session was
+    # rebilled from before it do not stand either (the duplicate rule in domain.scrub).
     history = (await repo.histories(conn, [key], exclude_claim=str(claim.id)))[key]
-    await _without_rebilled(conn, principal.tenant_id, claim, history)
     evidence = await creation._evidence_one(
         conn, coverage, principal.tenant_id, creation._request(pending, history)
     )

@@ -354,6 +354,9 @@ class PriorLine:
     claim_status: ClaimStatus
     patient_control_number: str = ""
     payer_icn: str | None = None
+    # Another claim was rebilled from this one ("bill another payer": some claim's
+    # rebilled_from_claim_id is this claim's id).
+    rebilled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -738,6 +741,18 @@ def _check_units(ctx: _Context) -> Iterable[Finding]:
                 )
 
 
+def _stands(prior: PriorLine) -> bool:
+    """Whether the prior line's claim still bills the service to a payer (the duplicate
+    check's one rule). Not when its status never reached or no longer stands at the payer
+    (``_NOT_BILLED``), nor when it is a denied claim closed by "bill another payer": it is
+    ``closed`` and another claim was rebilled from it, so the service now stands on that claim
+    (which is itself a prior line, checked in turn). A rebilled claim the payer re-adjudicated
+    or that was appealed since has left ``closed`` and stands again."""
+    if prior.claim_status in _NOT_BILLED:
+        return False
+    return not (prior.rebilled and prior.claim_status is ClaimStatus.CLOSED)
+
+
 def _check_duplicates(ctx: _Context) -> Iterable[Finding]:
     draft = ctx.draft
     first_seen: dict[tuple[str, tuple[str, ...], date], int] = {}
@@ -759,7 +774,7 @@ def _check_duplicates(ctx: _Context) -> Iterable[Finding]:
                 prior.patient_id != draft.patient_id
                 or prior.procedure_code != line.procedure_code
                 or prior.date_of_service != line.date_of_service
-                or prior.claim_status in _NOT_BILLED
+                or not _stands(prior)
                 or prior.patient_control_number == draft.patient_control_number
             ):
                 continue

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 
 from devtools.payer_simulator import DenialReason
@@ -96,7 +95,15 @@ async def _setup(
 
 
 async def _submit_and_deny(
-    client: Any, keys: Keys, db: Database, tenant: str, claim_id: str, carc: str
+    client: Any,
+    keys: Keys,
+    db: Database,
+    tenant: str,
+    claim_id: str,
+    carc: str,
+    *,
+    denial: DenialReason | None = None,
+    category: str = "eligibility_cob",
 ) -> dict[str, Any]:
     """Submit the ready claim (as the cron would), post its payer's CO-<carc> denial (835);
     returns the claim's open work item."""
@@ -120,7 +127,7 @@ async def _submit_and_deny(
             after={"status": "submitted"},
         )
         await trans.commit()
-    sim = simulator(deny_rate=1.0, denials=(DenialReason("cob", "CO", carc),))
+    sim = simulator(deny_rate=1.0, denials=(denial or DenialReason("cob", "CO", carc),))
     for f in remits(sim.adjudicate_file(f"{carc}.x12", await file_837(db, [claim_id]))):
         resp = await client.post(
             "/v1/remittances", content=f.text.encode(), headers=keys.headers("manager")
@@ -129,7 +136,7 @@ async def _submit_and_deny(
     resp = await client.get(f"/v1/work-items?claim={claim_id}", headers=keys.headers("biller"))
     items = resp.json()["items"]
     assert len(items) == 1, items
-    assert items[0]["category"] == "eligibility_cob"
+    assert items[0]["category"] == category
     item: dict[str, Any] = items[0]
     return item
 
@@ -413,12 +420,6 @@ async def test_a_second_payer_denial_can_be_billed_to_a_third(
     assert validate_x12(text) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="follow-up outside this change: the scrubber's duplicate check (claims_manage."
-    "_rescrub -> claim_repository.histories -> scrub._NOT_BILLED) counts the closed, denied "
-    "claim as standing, so a later release / correction of the new claim fails duplicate_service",
-)
 async def test_the_new_claim_can_be_held_and_released(
     client: Any, keys: Keys, db: Database, worker_ctx: dict[str, Any], tenant: str
 ) -> None:
@@ -432,3 +433,90 @@ async def test_the_new_claim_can_be_held_and_released(
     assert held.status_code == 200, held.text
     released = await client.post(f"/v1/claims/{new_id}/release", json={"reason": "ok"}, headers=h)
     assert released.status_code == 200, released.text
+    new = (await client.get(f"/v1/claims/{new_id}", headers=h)).json()
+    assert new["status"] == "ready"
+    assert not any(f["code"] == "duplicate_service" for f in new["scrub_findings"])
+
+
+async def test_a_denied_rebilled_claim_can_be_corrected_and_resubmitted(
+    client: Any, keys: Keys, db: Database, worker_ctx: dict[str, Any], tenant: str
+) -> None:
+    """B (billed to the other payer) is denied for missing information: its replacement
+    (frequency 7) is scrubbed without counting A, the closed claim B was rebilled from."""
+    s = await _setup(client, keys, db, worker_ctx, tenant)
+    await _make_b_primary(client, keys, s)
+    resp = await _bill(client, keys, s["item"]["id"], payer_id=s["b"]["id"])
+    assert resp.status_code == 200, resp.text
+    b_claim = resp.json()["new_claim_id"]
+    item = await _submit_and_deny(
+        client,
+        keys,
+        db,
+        tenant,
+        b_claim,
+        "16",
+        denial=DenialReason("missing", "CO", "16", ("M51",)),
+        category="coding",
+    )
+    assert item["recommended_action"] == "correct_resubmit"
+
+    resp = await client.post(
+        f"/v1/work-items/{item['id']}/actions/correct-resubmit",
+        json={"reason": "diagnosis fixed per M51", "diagnoses": ["E11.9"]},
+        headers=keys.headers("biller"),
+    )
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert (out["claim_id"], out["claim_status"]) == (b_claim, "replaced")
+    assert out["work_item"]["disposition"] == "correct_resubmit"
+    chain = await rows(
+        db,
+        "SELECT id::text AS id, status, frequency_code, replaces_claim_id::text AS replaces, "
+        "scrub FROM billing.claims WHERE session_id = :s ORDER BY claim_version",
+        s=s["session_id"],
+    )
+    assert [(r.status, r.frequency_code, r.replaces) for r in chain] == [
+        ("closed", "1", None),
+        ("replaced", "1", None),
+        ("ready", "7", b_claim),
+    ]
+    assert chain[2].id == out["new_claim_id"]
+    assert not any(f["code"] == "duplicate_service" for f in chain[2].scrub)
+    text = await file_837(db, [out["new_claim_id"]], isa13=11)
+    assert validate_x12(text) == []
+    assert ":7*" in text.split("CLM*", 1)[1].split("~", 1)[0]
+
+
+async def test_a_genuine_second_claim_for_the_service_is_still_a_duplicate(
+    client: Any, keys: Keys, db: Database, worker_ctx: dict[str, Any], tenant: str
+) -> None:
+    """Only the closed claim B was rebilled from stops standing: a second session for the same
+    service is held as a duplicate of B, and releasing B is refused while that claim exists."""
+    s = await _setup(client, keys, db, worker_ctx, tenant)
+    await _make_b_primary(client, keys, s)
+    resp = await _bill(client, keys, s["item"]["id"], payer_id=s["b"]["id"])
+    assert resp.status_code == 200, resp.text
+    b_id = resp.json()["new_claim_id"]
+    h = keys.headers("biller")
+    b = (await client.get(f"/v1/claims/{b_id}", headers=h)).json()
+    a_pcn = s["claim"]["patient_control_number"]
+
+    twin_sid = await post_session(client, keys, clean_session("S-2", date_of_service=DOS))
+    assert await run_worker(worker_ctx) == 1
+    twin = await claim_of_session(client, keys, twin_sid)
+    assert twin["status"] == "on_hold"
+    dupes = [r for r in twin["hold_reasons"] if r["code"] == "duplicate_service"]
+    assert dupes, twin["hold_reasons"]
+    assert all(b["patient_control_number"] in r["message"] for r in dupes)
+    assert not any(a_pcn in r["message"] for r in dupes)
+
+    # the same rule on release: B is now a duplicate of the twin (a real second claim)
+    held = await client.post(f"/v1/claims/{b_id}/hold", json={"reason": "check"}, headers=h)
+    assert held.status_code == 200, held.text
+    released = await client.post(f"/v1/claims/{b_id}/release", json={"reason": "ok"}, headers=h)
+    assert released.status_code == 422, released.text
+    problem = released.json()
+    assert problem["code"] == "scrub_failed"
+    assert {e["code"] for e in problem["errors"]} == {"duplicate_service"}
+    assert all(twin["patient_control_number"] in e["message"] for e in problem["errors"])
+    assert not any(a_pcn in e["message"] for e in problem["errors"])

@@ -479,6 +479,50 @@ def test_different_service_or_same_claim_is_not_a_duplicate(other: dict[str, obj
     assert EditCode.DUPLICATE_SERVICE not in run(BASE, (prior(ClaimStatus.PAID, **other),))
 
 
+def test_a_closed_claim_billed_to_another_payer_is_not_a_duplicate() -> None:
+    """The work queue's "bill another payer" closed the denied claim and another claim was
+    rebilled from it: the service stands on that new claim, not on the closed one."""
+    assert EditCode.DUPLICATE_SERVICE not in run(BASE, (prior(ClaimStatus.CLOSED, rebilled=True),))
+
+
+@pytest.mark.parametrize(
+    "status",
+    [ClaimStatus.PAID, ClaimStatus.PARTIALLY_PAID, ClaimStatus.DENIED, ClaimStatus.APPEALED],
+)
+def test_a_rebilled_claim_that_left_closed_stands_again(status: ClaimStatus) -> None:
+    """Re-adjudicated by its payer (remit after closing) or appealed: it stands again, so a
+    claim for the same service elsewhere is a duplicate."""
+    assert EditCode.DUPLICATE_SERVICE in run(BASE, (prior(status, rebilled=True),))
+
+
+def test_a_genuine_second_claim_is_still_a_duplicate_next_to_a_rebill_chain() -> None:
+    """The closed original does not stand, but the claim rebilled from it does: a second claim
+    for the same service is flagged, naming the standing claim only."""
+    original = prior(ClaimStatus.CLOSED, rebilled=True, patient_control_number="MTM-000100")
+    rebilled = prior(ClaimStatus.READY, patient_control_number="MTM-000101", payer_icn=None)
+    result = scrub(BASE, (original, rebilled), TODAY)
+    duplicates = [f for f in result.findings if f.code is EditCode.DUPLICATE_SERVICE]
+    assert len(duplicates) == 1
+    assert "MTM-000101" in duplicates[0].message
+    assert "MTM-000100" not in duplicates[0].message
+    assert not result.passed
+    # a closed claim nothing was rebilled from (closed after payment, billed to the patient)
+    assert EditCode.DUPLICATE_SERVICE in run(BASE, (prior(ClaimStatus.CLOSED),))
+
+
+def test_a_replacement_of_a_rebilled_claim_skips_both_the_closed_original_and_itself() -> None:
+    """Correct-and-resubmit of the other payer's denied claim: the frequency 7 claim is not a
+    duplicate of the closed original (rebilled from) nor of the claim it corrects (its ICN)."""
+    original = prior(ClaimStatus.CLOSED, rebilled=True, payer_icn="ICN-A")
+    denied = prior(ClaimStatus.DENIED, patient_control_number="MTM-000101", payer_icn="ICN-B")
+    replacement = replace(
+        BASE, frequency_code="7", payer_icn="ICN-B", patient_control_number="MTM-000124"
+    )
+    assert EditCode.DUPLICATE_SERVICE not in run(replacement, (original, denied))
+    unlinked = prior(ClaimStatus.CLOSED, payer_icn="ICN-A")
+    assert EditCode.DUPLICATE_SERVICE in run(replacement, (unlinked, denied))
+
+
 def test_replacement_is_not_a_duplicate_of_the_claim_it_corrects() -> None:
     replacement = replace(
         BASE, frequency_code="7", payer_icn="ICN-OLD", patient_control_number="MTM-000124"
