@@ -173,7 +173,21 @@ async def create_work_item(
 ) -> tuple[str, bool]:
     """Insert the item unless its dedupe key exists; returns (id, created)."""
     today = today or utc_today()
-    pr = priority(spec.amount_cents, [spec.timely_filing_deadline, spec.appeal_deadline], today)
+    primary_reason = str(spec.reasons[0].get("code", ""))[:20] if spec.reasons else ""
+    rate = (
+        await overturn_rate(
+            conn,
+            tenant_id=tenant_id,
+            payer_id=spec.payer_id,
+            primary_reason=primary_reason,
+            today=today,
+        )
+        if spec.payer_id
+        else None
+    )
+    pr = priority(
+        spec.amount_cents, [spec.timely_filing_deadline, spec.appeal_deadline], today, rate
+    )
     key = dedupe_key(spec.source, spec.claim_id, spec.batch_id, spec.reasons)
     item_id = str(uuid.uuid4())
     values = {
@@ -188,7 +202,7 @@ async def create_work_item(
         "payer_id": spec.payer_id,
         "summary": spec.summary,
         "reasons": list(spec.reasons),
-        "primary_reason": str(spec.reasons[0].get("code", ""))[:20] if spec.reasons else "",
+        "primary_reason": primary_reason,
         "recommended_action": spec.recommended_action,
         "recommendation": spec.recommendation,
         "route": spec.route,
@@ -257,29 +271,76 @@ def _audit_view(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The historical overturn rate of a (payer, primary reason code): appeals of such items
+# decided (won or lost) in the last OVERTURN_WINDOW_DAYS, once at least OVERTURN_MIN_DECIDED
+# of them are; below that the rate is unknown (likelihood 1).
+OVERTURN_WINDOW_DAYS = 365
+OVERTURN_MIN_DECIDED = 5
+_RATES_CTE = """
+rates AS (
+  SELECT a.tenant_id, a.payer_id, wi.primary_reason,
+         CAST(count(*) FILTER (WHERE a.status = 'won') AS float8) / count(*) AS rate
+  FROM billing.appeals a
+  JOIN billing.work_items wi ON wi.id = a.work_item_id
+  WHERE a.status IN ('won', 'lost') AND a.tenant_id = coalesce(:tenant, a.tenant_id)
+    AND a.payer_id IS NOT NULL
+    AND a.decided_on >= CAST(:today AS date) - CAST(:window AS int)
+  GROUP BY 1, 2, 3
+  HAVING count(*) >= CAST(:min_decided AS int)
+)"""
+
 # The same formula as domain.work_items.priority_score, set-based, for the daily refresh.
-_REFRESH_SQL = """
+_REFRESH_SQL = f"""
+WITH {_RATES_CTE}
 UPDATE billing.work_items w SET
   priority_score = round(CAST(
     (CAST(:dw AS float8) * log(1 + greatest(w.amount_cents, 0) / 100.0)
      + CAST(:uw AS float8) * CAST(:hl AS float8) / (:hl + coalesce(d.days, :nd)))
+    * coalesce(0.25 + 0.75 * d.rate, 1)
     AS numeric), 6),
   past_due = d.past_due
 FROM (
-  SELECT id,
+  SELECT id, rate,
     CASE WHEN nearest_up IS NOT NULL THEN nearest_up - CAST(:today AS date) END AS days,
     (nearest_up IS NULL AND latest IS NOT NULL) AS past_due
   FROM (
-    SELECT id,
-      (SELECT min(x) FROM unnest(ARRAY[timely_filing_deadline, appeal_deadline]) x
+    SELECT i.id, r.rate,
+      (SELECT min(x) FROM unnest(ARRAY[i.timely_filing_deadline, i.appeal_deadline]) x
         WHERE x >= CAST(:today AS date)) AS nearest_up,
-      greatest(timely_filing_deadline, appeal_deadline) AS latest
-    FROM billing.work_items
-    WHERE tenant_id = coalesce(:tenant, tenant_id) AND status <> 'resolved'
+      greatest(i.timely_filing_deadline, i.appeal_deadline) AS latest
+    FROM billing.work_items i
+    LEFT JOIN rates r ON r.tenant_id = i.tenant_id AND r.payer_id = i.payer_id
+                     AND r.primary_reason = i.primary_reason
+    WHERE i.tenant_id = coalesce(:tenant, i.tenant_id) AND i.status <> 'resolved'
   ) s
 ) d
 WHERE w.id = d.id
-"""
+"""  # noqa: S608 - constants only
+_RATE_SQL = f"""
+WITH {_RATES_CTE}
+SELECT rate FROM rates WHERE payer_id = CAST(:payer AS uuid) AND primary_reason = :reason
+"""  # noqa: S608 - constants only
+
+
+async def overturn_rate(
+    conn: AsyncConnection, *, tenant_id: str, payer_id: str, primary_reason: str, today: date
+) -> float | None:
+    """The payer's overturn rate for items with this primary reason (None: too few decided
+    appeals to tell)."""
+    rate = (
+        await conn.execute(
+            text(_RATE_SQL),
+            {
+                "tenant": tenant_id,
+                "payer": payer_id,
+                "reason": primary_reason,
+                "today": today,
+                "window": OVERTURN_WINDOW_DAYS,
+                "min_decided": OVERTURN_MIN_DECIDED,
+            },
+        )
+    ).scalar_one_or_none()
+    return None if rate is None else float(rate)
 
 
 async def refresh_priorities(
@@ -295,6 +356,8 @@ async def refresh_priorities(
             "uw": URGENCY_WEIGHT,
             "hl": URGENCY_HALF_LIFE,
             "nd": NO_DEADLINE_DAYS,
+            "window": OVERTURN_WINDOW_DAYS,
+            "min_decided": OVERTURN_MIN_DECIDED,
         },
     )
     return res.rowcount or 0

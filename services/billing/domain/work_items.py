@@ -20,7 +20,10 @@ Priority score (higher = work first)::
 use a logarithm so a $5,000 denial outranks a $50 one without drowning every deadline (each
 tenfold increase adds DOLLAR_WEIGHT points). Urgency is 1 on the deadline day, 1/2 at
 ``URGENCY_HALF_LIFE`` days out and falls smoothly after. The historical overturn rate for the
-payer/CARC scales the whole score but never to zero, so unlikely items still get ordered.
+payer and the item's primary reason code (appeals of such items won / decided in the last 365
+days, once at least 5 are decided; unknown, factor 1, before that; see
+``services/billing/work_queue.py``) scales the whole score but never to zero, so unlikely
+items still get ordered.
 
 Past-deadline items: the deadline can no longer be met, so the item is not urgent in the
 usual sense; its urgency drops to the "no deadline" floor (as if the deadline were
