@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.billing.remittance_post import PostingResult, post_remittances
+from services.billing.remittance_post import PostingResult, gc_paused, post_remittances
 from services.billing.tables import claims
 from services.billing.tables_remittance import remittance_files
 from shared import audit
@@ -131,6 +131,35 @@ async def ingest_835(
     found the result has status `quarantined`, no tenant and no row (the transport keeps the
     file in its quarantine folder with the reason).
     """
+    # The cyclic GC stays paused from parsing to the end of posting: the parsed file is
+    # hundreds of thousands of acyclic objects, and with the collector running in between
+    # (parse_835 pauses it only for its own call) each generation would scan them all once,
+    # for nothing. They are freed by reference counting when `_ingest` returns, before the
+    # collector is back.
+    with gc_paused():
+        return await _ingest(
+            conn,
+            tenant_id=tenant_id,
+            content=content,
+            source=source,
+            actor=actor,
+            source_name=source_name,
+            request_id=request_id,
+            today=today,
+        )
+
+
+async def _ingest(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str | None,
+    content: bytes,
+    source: str,
+    actor: str,
+    source_name: str | None,
+    request_id: str | None,
+    today: date | None,
+) -> IngestResult:
     today = today or utc_today()
     digest = hashlib.sha256(content).hexdigest()
     try:

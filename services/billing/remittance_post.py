@@ -32,18 +32,25 @@ Per-claim Python work is kept small: `decide_remit` is pure, so its decision is 
 file on the claim's adjudication shape (status, amounts, CAS, remarks, date: claims paid on
 one fee schedule repeat it); audit events of one posting share one timestamp and are hashed
 straight from their JSON-native content (`shared.audit.event_hash`, no encode/decode round
-trip); the cyclic GC is paused while the rows are built (synchronous code only).
+trip); the cyclic GC is paused while the rows are built.
+
+The Python work overlaps the database's (`_overlap`): PostgreSQL runs on its own core, so
+the decisions are made while it locks the claims, chunk k+1 is built while chunk k is
+copied, and the audit events are hashed while it updates the claims. The statements are the
+same, sent in the same order on the one connection; only the waiting is shared.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from itertools import chain
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import text
@@ -79,10 +86,15 @@ from shared.clock import utc_now
 from shared.codes import DefaultAction
 from shared.x12.x835 import ClaimPayment, Remittance
 
-__all__ = ["CHUNK", "PostingResult", "post_remittances"]
+__all__ = ["CHUNK", "PostingResult", "gc_paused", "post_remittances"]
 
 #: Claims per COPY batch: bounds the rows held in memory and sent at once.
 CHUNK = 2000
+#: Claims built between two yields to the event loop while a statement is in flight: small
+#: enough that the statement's next round trip is not held up for long (about a millisecond).
+SLICE = 50
+
+_T = TypeVar("_T")
 
 _encode = msgspec.json.Encoder().encode
 _GROUPS = {g.value: g for g in GroupCode}
@@ -323,9 +335,11 @@ def _units(value: Any) -> int | None:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC around synchronous row building (tens of thousands of small
-    acyclic dicts and tuples; collections would rescan the whole parsed file each time)."""
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC (restored afterwards) while tens of thousands of small acyclic
+    dicts and tuples are built: collections would rescan the whole parsed file each time and
+    find nothing. It spans awaits (the statements the rows overlap), so other tasks of the
+    process run without cyclic collection meanwhile: that only delays their collection."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -333,6 +347,31 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+async def _overlap(statement: Awaitable[_T], work: Iterable[object]) -> _T:
+    """Await `statement` (database work on the posting's connection) while running `work`,
+    a generator of synchronous slices of row building that must not touch the connection.
+
+    PostgreSQL executes the statement on its own core meanwhile; between two slices the event
+    loop runs, so the statement's I/O (COPY data, the next statement of a sequence) goes on.
+    A failed statement stops the work and raises its error. When the work fails, the statement
+    is waited for (cancelled first if this task is being cancelled) before the error goes on,
+    so the caller's rollback finds the connection idle."""
+    task = asyncio.ensure_future(statement)
+    try:
+        for _ in work:
+            await asyncio.sleep(0)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                break
+    except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError):
+            task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()  # retrieved: the work's error is the one that goes on
+        raise
+    return await task
 
 
 class _Decider:
@@ -392,6 +431,27 @@ class _Decider:
         return decision, adjustments
 
 
+_Decided = tuple[RemitDecision, list[tuple[Any, ...]]]
+_Planned = tuple[tuple[Remittance, ClaimPayment], _Decided]
+
+
+def _remit_date(remit: Remittance, today: date) -> date:
+    return remit.production_date or remit.payment_date or today
+
+
+def _decide_all(
+    decide: _Decider,
+    flat: Sequence[tuple[Remittance, ClaimPayment]],
+    today: date,
+    out: list[_Decided],
+) -> Iterator[None]:
+    """Append the decision of every CLP to `out`, yielding every `SLICE` CLPs."""
+    for n, (remit, cp) in enumerate(flat, start=1):
+        out.append(decide(cp, _remit_date(remit, today)))
+        if n % SLICE == 0:
+            yield
+
+
 @dataclass(slots=True)
 class _Rows:
     """COPY records for one chunk, in the column order of `_COPY_COLUMNS`."""
@@ -447,10 +507,19 @@ async def post_remittances(
         for r in await conn.execute(_LOOKUP_PRIOR, {"t": tenant_id, "icns": rev_icns}):
             prior[r.payer_icn] = (r.id, r.claim_id)
     extra_ids = list({cid for _, cid in prior.values() if cid})
+    drv = await driver(conn)
+    flat = [(remit, cp) for remit in remits for cp in remit.claims]
+    decide = _Decider(carcs, rarcs)
+    decisions: list[_Decided] = []
+    with gc_paused():
+        # Decisions are pure (the CLP and its date): made while PostgreSQL locks the claims.
+        locked = await _overlap(
+            drv.fetch(_LOCK_CLAIMS, tenant_id, pcns, extra_ids),
+            _decide_all(decide, flat, today, decisions),
+        )
     by_pcn: dict[str, _Claim] = {}
     by_id: dict[str, _Claim] = {}
-    drv = await driver(conn)
-    for r in await drv.fetch(_LOCK_CLAIMS, tenant_id, pcns, extra_ids):
+    for r in locked:
         c = _Claim(
             r["id"],
             r["status"],
@@ -461,26 +530,30 @@ async def post_remittances(
         )
         by_pcn[r["pcn"]] = c
         by_id[r["id"]] = c
-    del pcns
+    del pcns, locked
 
     post = _Posting(
         tenant_id=tenant_id,
         file_id=file_id,
         payer_code=payer_code,
         today=today,
-        decide=_Decider(carcs, rarcs),
         by_pcn=by_pcn,
         by_id=by_id,
         prior=prior,
         result=result,
     )
-    flat = ((remit, cp) for remit in remits for cp in remit.claims)
-    while True:
-        rows = post.chunk(flat, CHUNK)
-        if not rows.payments:
-            break
-        await _write_rows(drv, rows)
-    del rows
+    # Pipelined: chunk k is written (three COPYs) while chunk k+1 is built (building takes
+    # about half as long as writing).
+    work = iter(zip(flat, decisions, strict=True))
+    with gc_paused():
+        rows = _Rows()
+        for _ in post.build(work, CHUNK, rows):
+            pass
+        while rows.payments:
+            nxt = _Rows()
+            await _overlap(_write_rows(drv, rows), post.build(work, CHUNK, nxt))
+            rows = nxt
+    del rows, work, flat, decisions
     items = post.items
 
     for claim in by_id.values():
@@ -525,8 +598,32 @@ async def post_remittances(
     if plbs:
         await drv.execute(_INSERT_PLB, _encode(plbs).decode())
     at = utc_now()
-    await _write_claims(conn, drv, tenant_id, by_id, actor, request_id, at)
-    result.work_items = await _write_items(drv, tenant_id, items, actor, request_id, at)
+    touched = [c for c in by_id.values() if c.events]
+    claim_events: list[tuple[Any, ...]] = []
+    item_events: list[tuple[Any, ...]] = []
+    heads = await audit_heads(conn, "claim", [(tenant_id, c.id) for c in touched])
+    audit_rows = chain(
+        _claim_event_rows(heads, tenant_id, touched, actor, request_id, at, claim_events),
+        _item_event_rows(tenant_id, items, actor, request_id, at, item_events),
+    )
+    with gc_paused():
+        if touched:
+            # The audit events are hashed while PostgreSQL updates the claims.
+            await _overlap(
+                drv.execute(
+                    _UPDATE_CLAIMS,
+                    [c.id for c in touched],
+                    [c.status for c in touched],
+                    [c.events[-1][1][:500] for c in touched],
+                    [c.icn for c in touched],
+                ),
+                audit_rows,
+            )
+        else:
+            for _ in audit_rows:
+                pass
+    await _copy_events(drv, claim_events)
+    result.work_items = await _write_items(drv, items, item_events)
     paid_ids = [c.id for c in by_id.values() if c.paid_in_full]
     if paid_ids:
         await _resolve_items(conn, drv, tenant_id, paid_ids, actor, request_id, at)
@@ -559,7 +656,6 @@ class _Posting:
     file_id: str
     payer_code: str
     today: date
-    decide: _Decider
     by_pcn: dict[str, _Claim]
     by_id: dict[str, _Claim]
     prior: dict[str, tuple[str, str | None]]
@@ -568,23 +664,31 @@ class _Posting:
     seen_icn: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     seq: int = 0
 
-    def chunk(self, flat: Iterator[tuple[Remittance, ClaimPayment]], size: int) -> _Rows:
-        rows = _Rows()
-        with _gc_paused():
-            for _ in range(size):
-                nxt = next(flat, None)
-                if nxt is None:
-                    break
-                self.claim(rows, *nxt)
-        return rows
+    def build(self, work: Iterator[_Planned], size: int, rows: _Rows) -> Iterator[None]:
+        """Append the rows of the next `size` CLPs (file order) to `rows`, yielding every
+        `SLICE` CLPs (see `_overlap`)."""
+        for n in range(1, size + 1):
+            nxt = next(work, None)
+            if nxt is None:
+                return
+            (remit, cp), (decision, adjustments) = nxt
+            self.claim(rows, remit, cp, decision, adjustments)
+            if n % SLICE == 0:
+                yield
 
-    def claim(self, rows: _Rows, remit: Remittance, cp: ClaimPayment) -> None:
+    def claim(
+        self,
+        rows: _Rows,
+        remit: Remittance,
+        cp: ClaimPayment,
+        decision: RemitDecision,
+        adjustments: list[tuple[Any, ...]],
+    ) -> None:
         seq = self.seq
         self.seq += 1
         result = self.result
         tenant_id, file_id, today = self.tenant_id, self.file_id, self.today
-        remit_date = remit.production_date or remit.payment_date or today
-        decision, adjustments = self.decide(cp, remit_date)
+        remit_date = _remit_date(remit, today)
         pay_id = str(uuid.uuid4())
         reversal = cp.status == "22"
         reverses: str | None = None
@@ -949,31 +1053,20 @@ async def _copy_events(drv: Any, events: list[tuple[Any, ...]]) -> None:
         await _copy(drv, "events", events[i : i + CHUNK], _EVENT_COPY_COLUMNS, "audit")
 
 
-async def _write_claims(
-    conn: AsyncConnection,
-    drv: Any,
+def _claim_event_rows(
+    heads: dict[str, tuple[int, str]],
     tenant_id: str,
-    by_id: dict[str, _Claim],
+    touched: list[_Claim],
     actor: str,
     request_id: str | None,
     at: datetime,
-) -> None:
-    touched = [c for c in by_id.values() if c.events]
-    if not touched:
-        return
-    heads = await audit_heads(conn, "claim", [(tenant_id, c.id) for c in touched])
-    events: list[tuple[Any, ...]] = []
-    with _gc_paused():
-        for c in touched:
-            _event_rows(heads, tenant_id, "claim", c.id, c.events, actor, request_id, at, events)
-    await drv.execute(
-        _UPDATE_CLAIMS,
-        [c.id for c in touched],
-        [c.status for c in touched],
-        [c.events[-1][1][:500] for c in touched],
-        [c.icn for c in touched],
-    )
-    await _copy_events(drv, events)
+    out: list[tuple[Any, ...]],
+) -> Iterator[None]:
+    """COPY records of the claims' new events, yielding every `SLICE` claims."""
+    for n, c in enumerate(touched, start=1):
+        _event_rows(heads, tenant_id, "claim", c.id, c.events, actor, request_id, at, out)
+        if n % SLICE == 0:
+            yield
 
 
 _ITEM_AUDIT_KEYS = (
@@ -990,31 +1083,35 @@ _ITEM_AUDIT_KEYS = (
 )
 
 
-async def _write_items(
-    drv: Any,
+def _item_event_rows(
     tenant_id: str,
     items: list[dict[str, Any]],
     actor: str,
     request_id: str | None,
     at: datetime,
-) -> int:
+    out: list[tuple[Any, ...]],
+) -> Iterator[None]:
+    """COPY records of the "opened" event of every new work item, yielding every `SLICE`."""
+    for n, it in enumerate(items, start=1):
+        after = {k: it[k] for k in _ITEM_AUDIT_KEYS}
+        _event_rows(
+            {},
+            tenant_id,
+            "work_item",
+            it["id"],
+            [("work_item.opened", None, None, after)],
+            actor,
+            request_id,
+            at,
+            out,
+        )
+        if n % SLICE == 0:
+            yield
+
+
+async def _write_items(drv: Any, items: list[dict[str, Any]], events: list[tuple[Any, ...]]) -> int:
     if not items:
         return 0
-    events: list[tuple[Any, ...]] = []
-    with _gc_paused():
-        for it in items:
-            after = {k: it[k] for k in _ITEM_AUDIT_KEYS}
-            _event_rows(
-                {},
-                tenant_id,
-                "work_item",
-                it["id"],
-                [("work_item.opened", None, None, after)],
-                actor,
-                request_id,
-                at,
-                events,
-            )
     # ON CONFLICT: an item already open for the same problem (dedupe key) is kept, and only
     # the items actually inserted get their "opened" event.
     inserted = await drv.fetch(_INSERT_WORK_ITEMS, _encode(items).decode())
