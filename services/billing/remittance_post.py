@@ -81,6 +81,7 @@ from services.billing.domain.work_items import (
     recommend,
 )
 from services.billing.remittance_codes import db_code_tables
+from services.billing.work_queue import apply_overturn_rates, overturn_rates
 from shared.audit import GENESIS, event_hash
 from shared.clock import utc_now
 from shared.codes import DefaultAction
@@ -597,6 +598,11 @@ async def post_remittances(
     ]
     if plbs:
         await drv.execute(_INSERT_PLB, _encode(plbs).decode())
+    if items:
+        # Priority's overturn factor (payer x primary reason), one query per file.
+        apply_overturn_rates(
+            items, await overturn_rates(conn, tenant_id=tenant_id, today=today), today
+        )
     at = utc_now()
     touched = [c for c in by_id.values() if c.events]
     claim_events: list[tuple[Any, ...]] = []

@@ -322,6 +322,46 @@ SELECT rate FROM rates WHERE payer_id = CAST(:payer AS uuid) AND primary_reason 
 """  # noqa: S608 - constants only
 
 
+_RATES_SQL = f"""
+WITH {_RATES_CTE}
+SELECT CAST(payer_id AS text) AS payer_id, primary_reason, rate FROM rates
+"""  # noqa: S608 - constants only
+
+
+async def overturn_rates(
+    conn: AsyncConnection, *, tenant_id: str, today: date
+) -> dict[tuple[str, str], float]:
+    """Every known overturn rate of the tenant, by (payer id, primary reason code)."""
+    rows = await conn.execute(
+        text(_RATES_SQL),
+        {
+            "tenant": tenant_id,
+            "today": today,
+            "window": OVERTURN_WINDOW_DAYS,
+            "min_decided": OVERTURN_MIN_DECIDED,
+        },
+    )
+    return {(r.payer_id, r.primary_reason): float(r.rate) for r in rows}
+
+
+def apply_overturn_rates(
+    items: list[dict[str, Any]], rates: dict[tuple[str, str], float], today: date
+) -> None:
+    """Rescore item rows built without the overturn factor (bulk creation) in place."""
+    if not rates:
+        return
+    for item in items:
+        rate = rates.get((str(item["payer_id"]), item["primary_reason"]))
+        if rate is None:
+            continue
+        deadlines = [
+            date.fromisoformat(d) if isinstance(d, str) else d
+            for d in (item["timely_filing_deadline"], item["appeal_deadline"])
+        ]
+        pr = priority(item["amount_cents"], deadlines, today, rate)
+        item["priority_score"] = round(pr.score, 6)
+
+
 async def overturn_rate(
     conn: AsyncConnection, *, tenant_id: str, payer_id: str, primary_reason: str, today: date
 ) -> float | None:

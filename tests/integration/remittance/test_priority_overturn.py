@@ -91,3 +91,22 @@ async def test_overturn_rate_scales_new_and_refreshed_items(db: Database, tenant
                 await conn.execute(select(work_items.c.priority_score).where(work_items.c.id == i))
             ).scalar_one()
             assert abs(refreshed - scores[code]) < 1e-5
+
+
+def test_bulk_items_get_the_same_factor() -> None:
+    """835 ingest builds item rows in bulk, then rescores them with the tenant's rates."""
+    from services.billing.work_queue import apply_overturn_rates
+
+    payer = str(uuid.uuid4())
+    row = {
+        "payer_id": payer,
+        "primary_reason": "CO-50",
+        "amount_cents": 20_000,
+        "timely_filing_deadline": DEADLINE.isoformat(),
+        "appeal_deadline": None,
+        "priority_score": priority(20_000, [DEADLINE], TODAY).score,
+    }
+    other = {**row, "primary_reason": "CO-16"}
+    apply_overturn_rates([row, other], {(payer, "CO-50"): 0.2}, TODAY)
+    assert row["priority_score"] == round(priority(20_000, [DEADLINE], TODAY, 0.2).score, 6)
+    assert other["priority_score"] == priority(20_000, [DEADLINE], TODAY).score
