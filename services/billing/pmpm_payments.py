@@ -1,6 +1,7 @@
 """PMPM payments: a payer capitation CSV, an 835 (PLB CT capitation and monthly-code claim
-lines) or the PLB CT rows remittance posting already stored, each line tied to a member and a
-month of one contract. An import is all or nothing, and importing the same content again for
+lines), an 820 (X218 premium payment: RMR per member and coverage month, ADX adjustments) or
+the PLB CT rows remittance posting already stored, each line tied to a member and a month of
+one contract. An import is all or nothing, and importing the same content again for
 the same contract changes nothing.
 
 CSV columns (header names may be remapped per payer, see `domain.pmpm.CSV_FIELDS`):
@@ -32,7 +33,9 @@ from services.billing.tables_pmpm import pmpm_payment_imports, pmpm_payments
 from shared import audit
 from shared.clock import utc_now
 from shared.errors import FieldProblem, RuleViolation
+from shared.money import format_cents
 from shared.x12.tokenizer import X12SyntaxError
+from shared.x12.x820 import parse_820
 from shared.x12.x835 import parse_835
 
 MAX_PROBLEMS = 200
@@ -265,6 +268,115 @@ async def import_835(
         tenant_id=tenant_id,
         contract_id=view.contract_id,
         source="835",
+        content_hash=_hash(content),
+        rows=rows,
+        actor=actor,
+        source_name=source_name,
+    )
+
+
+def payments_from_820(content: str) -> list[PaymentRow]:
+    """Each RMR of an 820 (and each ADX after it) as a payment row for the individual's member
+    id (ENT04, else NM109) and the month of its coverage period (DTM*582). Every transaction
+    set must balance (BPR02 = sum of RMR04 + sum of ADX01). A debit (BPR03 D) takes money
+    back, so its amounts come negative. Raises RuleViolation listing every unusable entry."""
+    try:
+        premiums = parse_820(content)
+    except (X12SyntaxError, ValueError) as exc:
+        raise RuleViolation(f"the 820 could not be parsed: {exc}", code="invalid_820") from exc
+    for k, prem in enumerate(premiums, start=1):
+        if not prem.balanced:
+            raise RuleViolation(
+                f"820 transaction {k} ({prem.trace_number or 'no trace'}) does not balance: "
+                f"BPR02 {format_cents(prem.total)} but the remittances add up to "
+                f"{format_cents(prem.detail_total)}; nothing was imported",
+                code="unbalanced_820",
+                action="ask the payer for a corrected 820",
+            )
+    rows: list[PaymentRow] = []
+    problems: list[RowProblem] = []
+    n = 0
+    for prem in premiums:
+        sign = 1 if prem.credit else -1
+        trace = f"820 {prem.trace_number}".strip()
+        for ind in prem.individuals:
+            first = next((r.period_begin for r in ind.remittances if r.period_begin), None)
+            entries: list[tuple[int, date | None, date | None, str]] = []
+            for adj in ind.adjustments:
+                entries.append((adj.amount, first, None, f"{trace} ADX {adj.reason}"))
+            for r in ind.remittances:
+                entries.append(
+                    (r.amount, r.period_begin, r.period_end, f"{trace} {r.qualifier} {r.reference}")
+                )
+                for adj in r.adjustments:
+                    entries.append(
+                        (adj.amount, r.period_begin, r.period_end, f"{trace} ADX {adj.reason}")
+                    )
+            for amount, begin, end, reference in entries:
+                n += 1
+                where = f"ENT {ind.number or '?'} (segment {ind.segment_index})"
+                if not ind.member_id:
+                    problems.append(RowProblem(n, "member_id", f"{where}: no member id"))
+                    continue
+                if begin is None:
+                    problems.append(
+                        RowProblem(n, "period", f"{where}: no coverage period (DTM*582)")
+                    )
+                    continue
+                if end is not None and (end < begin or month_start(end) != month_start(begin)):
+                    problems.append(
+                        RowProblem(
+                            n,
+                            "period",
+                            f"{where}: the coverage period {begin:%Y-%m-%d} to {end:%Y-%m-%d} "
+                            "is not within one month; it must be sent per month",
+                        )
+                    )
+                    continue
+                rows.append(
+                    PaymentRow(
+                        n,
+                        ind.member_id[:80],
+                        month_start(begin),
+                        sign * amount,
+                        None,
+                        prem.payment_date,
+                        reference[:80],
+                    )
+                )
+    if problems:
+        shown = problems[:MAX_PROBLEMS]
+        entries_bad = sorted({p.row for p in problems})
+        raise RuleViolation(
+            f"{len(entries_bad)} payment entr{'y' if len(entries_bad) == 1 else 'ies'} of the "
+            "820 could not be used; nothing was imported",
+            code="invalid_payment_rows",
+            errors=tuple(
+                FieldProblem(f"entries[{p.row}].{p.field}", p.message, p.code) for p in shown
+            ),
+            action="ask the payer for a corrected 820 (one coverage month per remittance)",
+        )
+    return rows
+
+
+async def import_820(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    contract_id: str,
+    content: str,
+    actor: str,
+    coverage: PmpmCoveragePort,
+    source_name: str | None = None,
+) -> ImportResult:
+    """Capitation from an 820 (X218): all or nothing, idempotent per content."""
+    view = await load_contract(conn, coverage, tenant_id, contract_id)
+    rows = payments_from_820(content)
+    return await _store(
+        conn,
+        tenant_id=tenant_id,
+        contract_id=view.contract_id,
+        source="820",
         content_hash=_hash(content),
         rows=rows,
         actor=actor,

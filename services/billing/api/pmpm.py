@@ -480,6 +480,29 @@ class PmpmController(Controller):
         )
 
     @post(
+        "/payments/820",
+        opt={"policy": "pmpm.payments"},
+        summary="Import capitation from an 820 (X218): one payment per RMR and coverage month",
+        description=(
+            "Each 2000B individual's RMR04 is a payment for its member id (ENT04, else NM109) "
+            "in the month of its DTM*582 coverage period; ADX adjustments follow their RMR. "
+            "Every ST must balance (BPR02 = Σ RMR04 + Σ ADX01); a period spanning months, a "
+            "missing member id or period is a 422 naming the entry, and nothing is imported."
+        ),
+        status_code=201,
+    )
+    async def payments_820(
+        self, request: Request[Any, Any, Any], data: JSONBody[X835Payments]
+    ) -> ImportRead:
+        return await _import_payments(
+            request,
+            pmpm_payments.import_820,
+            contract_id=data.contract_id,
+            content=data.content,
+            source_name=data.source_name,
+        )
+
+    @post(
         "/payments/remittance",
         opt={"policy": "pmpm.payments"},
         summary="Import the PLB CT payments of an 835 already posted by remittance",

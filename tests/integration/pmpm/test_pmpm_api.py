@@ -111,3 +111,72 @@ async def test_run_read_csv_close_and_items(
             "/v1/pmpm/runs", json={"contract_id": w.contract_id, "month": "2026-3"}, headers=manager
         )
     ).status_code == 422
+
+
+def _x820(total: int, *individuals: tuple[str, int, date, date]) -> str:
+    from datetime import datetime
+
+    from shared.x12.envelope import ControlNumbers, Parties
+    from shared.x12.x820 import Individual820, Premium820, Remittance820, build_820
+
+    prem = Premium820(
+        total,
+        True,
+        date(2026, 4, 5),
+        "EFT820",
+        "STATE MCD",
+        "PHARMACY",
+        tuple(
+            Individual820(str(k), m, (Remittance820("AZ", f"P{k}", amount, None, begin, end),))
+            for k, (m, amount, begin, end) in enumerate(individuals, start=1)
+        ),
+    )
+    return build_820(
+        [prem],
+        parties=Parties("ZZ", "STATEMCD", "ZZ", "PHARMNET"),
+        control=ControlNumbers(1, 1, 1),
+        created_at=datetime(2026, 4, 5, 8, 0),
+    )
+
+
+async def test_820_payments(
+    api: httpx.AsyncClient, db: SharedConnectionDatabase, keys: Keys, tenant: str
+) -> None:
+    w = await World(db.conn, tenant).setup(pmpm_terms())
+    for m in ("A", "B"):
+        await w.span(m, date(2026, 1, 1))
+    manager = keys.headers("manager")
+    march = (date(2026, 3, 1), date(2026, 3, 31))
+
+    async def post(content: str) -> httpx.Response:
+        return await api.post(
+            "/v1/pmpm/payments/820",
+            json={"contract_id": w.contract_id, "content": content, "source_name": "mar.820"},
+            headers=manager,
+        )
+
+    unbalanced = await post(_x820(9_999, ("A", 2500, *march)))
+    assert unbalanced.status_code == 422, unbalanced.text
+    assert unbalanced.json()["code"] == "unbalanced_820"
+    spans = await post(_x820(2500, ("A", 2500, date(2026, 3, 1), date(2026, 4, 30))))
+    assert spans.status_code == 422, spans.text
+    assert spans.json()["errors"][0]["field"] == "entries[1].period"
+    assert (await post("not x12")).json()["code"] == "invalid_820"
+    content = _x820(4500, ("A", 2500, *march), ("B", 2000, *march))
+    ok = await post(content)
+    assert ok.status_code == 201, ok.text
+    assert (ok.json()["source"], ok.json()["rows"], ok.json()["total"]) == ("820", 2, "45.00")
+    again = await post(content)
+    assert again.json()["duplicate"] is True
+    run = (
+        await api.post(
+            "/v1/pmpm/runs",
+            json={"contract_id": w.contract_id, "month": "2026-03"},
+            headers=manager,
+        )
+    ).json()
+    lines = (await api.get(f"/v1/pmpm/runs/{run['id']}", headers=manager)).json()["lines"]
+    assert {x["member_id"]: (x["received"], x["classification"]) for x in lines} == {
+        "A": ("25.00", "paid_as_expected"),
+        "B": ("20.00", "underpaid"),
+    }
