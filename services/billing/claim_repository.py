@@ -401,6 +401,7 @@ async def list_claims(
             select(
                 claims.c.id,
                 claims.c.session_id,
+                claims.c.pmpm_period,
                 claims.c.patient_control_number,
                 claims.c.status,
                 claims.c.patient_ref,

@@ -217,8 +217,17 @@ def claim_row(
 
 
 def _claim_events(
-    row: dict[str, Any], d: Decision, actor: str, now: datetime
+    row: dict[str, Any],
+    d: Decision,
+    actor: str,
+    now: datetime,
+    *,
+    reason: str = "created from a documented session",
+    after: dict[str, Any] | None = None,
+    request_id: str | None = None,
 ) -> list[dict[str, Any]]:
+    """The new claim's first two audit events: created (``after`` adds to what it records),
+    then the move to the status it starts in."""
     created = audit.build_event(
         tenant_id=row["tenant_id"],
         entity_type=CLAIM,
@@ -227,7 +236,8 @@ def _claim_events(
         prev_hash=audit.GENESIS,
         action="claim.created",
         actor=actor,
-        reason="created from a documented session",
+        request_id=request_id,
+        reason=reason,
         after={
             "status": ClaimStatus.DRAFT.value,
             "session_id": row["session_id"],
@@ -238,6 +248,7 @@ def _claim_events(
             "rule_version": d.coding_json.get("rule_version"),
             "total_charge": format_cents(row["total_charge_cents"]),
             "lines": [f"{line.procedure_code} x{line.units}" for line in d.lines],
+            **(after or {}),
         },
         occurred_at=now,
     )
@@ -249,6 +260,7 @@ def _claim_events(
         prev_hash=created["hash"],
         action=f"claim.{d.transition.event.value}",
         actor=actor,
+        request_id=request_id,
         reason=d.transition.reason,
         before={"status": d.transition.source.value},
         after={"status": d.transition.target.value, "reasons": [r.code for r in d.reasons]},

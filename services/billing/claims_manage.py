@@ -67,7 +67,8 @@ def _not_found(claim_id: str) -> NotFound:
 def _summary(r: Any) -> ClaimSummary:
     return ClaimSummary(
         id=str(r.id),
-        session_id=str(r.session_id),
+        session_id=str(r.session_id) if r.session_id else None,
+        pmpm_period=r.pmpm_period,
         patient_control_number=r.patient_control_number,
         status=r.status,
         patient_ref=r.patient_ref,
@@ -124,7 +125,9 @@ def _line_read(r: Any) -> ClaimLineRead:
 def _read(row: Any, lines: list[Any]) -> ClaimRead:
     return ClaimRead(
         id=str(row.id),
-        session_id=str(row.session_id),
+        session_id=str(row.session_id) if row.session_id else None,
+        pmpm_period=row.pmpm_period,
+        pmpm_run_id=str(row.pmpm_run_id) if row.pmpm_run_id else None,
         patient_control_number=row.patient_control_number,
         claim_version=row.claim_version,
         frequency_code=row.frequency_code,

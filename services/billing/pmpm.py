@@ -30,6 +30,7 @@ import asyncpg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.billing import pmpm_claims
 from services.billing.domain.pmpm import (
     Classification,
     PmpmContractView,
@@ -45,6 +46,7 @@ from services.billing.pmpm_sql import (
     SWEEP_ORPHAN_LINES_SQL,
     reconcile_sql,
 )
+from services.billing.ports import CoveragePort
 from services.billing.tables_pmpm import (
     LINE_BUCKETS,
     line_order,
@@ -569,8 +571,15 @@ async def close_run(
     run_id: str,
     actor: str,
     request_id: str | None = None,
+    coverage: CoveragePort | None = None,
+    pmpm_coverage: PmpmCoveragePort | None = None,
+    today: date | None = None,
 ) -> None:
-    """Lock the run's month on this run. Only the month's latest regular run may close it."""
+    """Lock the run's month on this run. Only the month's latest regular run may close it.
+
+    Where the contract bills by claim (monthly_claim), the close also bills the run's
+    member-months, in this transaction (`pmpm_claims.create_claims`; `coverage`,
+    `pmpm_coverage` and `today` default to the in-process ports and the clock)."""
     row = await get_run_row(conn, tenant_id, run_id)
     await _lock(conn, f"pmpm:{tenant_id}:{row.contract_id}")
     locked = (
@@ -624,6 +633,16 @@ async def close_run(
         actor=actor,
         request_id=request_id,
         after={"contract_id": str(row.contract_id), "month": f"{row.period:%Y-%m}"},
+    )
+    await pmpm_claims.create_claims(
+        conn,
+        tenant_id=tenant_id,
+        run=row,
+        actor=actor,
+        coverage=coverage,
+        pmpm_coverage=pmpm_coverage,
+        today=today,
+        request_id=request_id,
     )
 
 

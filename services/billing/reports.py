@@ -2,8 +2,9 @@
 
 Mapping from the database to the KPI records:
 
-* A KPI *claim* is a claim series (one session: the original and its frequency 7
-  replacements); voids (frequency 8) are not claims of their own. Its charge is the original's.
+* A KPI *claim* is a claim series (one session, or one PMPM member-month: contract, patient
+  and month; the original and its frequency 7 replacements); voids (frequency 8) are not claims
+  of their own. Its charge is the original's.
 * submitted_on: the first audit event that moved any claim of the series to `submitted`;
   submission_count: how many such events (a replacement or a resubmission after a rejection
   counts again).
@@ -80,12 +81,17 @@ async def load_kpi_inputs(
         await conn.execute(
             text(
                 """
-                SELECT id::text AS id, session_id::text AS series, claim_version,
-                       total_charge_cents
-                FROM billing.claims
-                WHERE tenant_id = :t AND frequency_code <> '8'
-                  AND (CAST(:payer AS uuid) IS NULL OR payer_id = CAST(:payer AS uuid))
-                ORDER BY session_id, claim_version
+                SELECT id::text AS id, series, claim_version, total_charge_cents
+                FROM (
+                    SELECT id, claim_version, total_charge_cents,
+                           COALESCE(session_id::text,
+                                    'pmpm:' || contract_id::text || ':' || patient_id::text
+                                    || ':' || pmpm_period::text) AS series
+                    FROM billing.claims
+                    WHERE tenant_id = :t AND frequency_code <> '8'
+                      AND (CAST(:payer AS uuid) IS NULL OR payer_id = CAST(:payer AS uuid))
+                ) c
+                ORDER BY series, claim_version
                 """
             ),
             {"t": tenant_id, "payer": payer_id},

@@ -205,8 +205,11 @@ class HoldReasonRead(Struct):
 
 
 class ClaimSummary(Struct):
+    """`session_id` is the documented session the claim bills; a PMPM claim bills a
+    member-month instead (`pmpm_period`, the month's first day) and has no session."""
+
     id: str
-    session_id: str
+    session_id: str | None
     patient_control_number: str
     status: str
     patient_ref: str
@@ -218,6 +221,7 @@ class ClaimSummary(Struct):
     version: int
     created_at: datetime
     updated_at: datetime
+    pmpm_period: date | None = None
 
 
 class ClaimPage(Struct):
@@ -226,8 +230,12 @@ class ClaimPage(Struct):
 
 
 class ClaimRead(Struct):
+    """A claim bills one documented session (`session_id`) or, for a PMPM contract that bills
+    by claim, one member-month (`pmpm_period`: the month's first day; `pmpm_run_id`: the
+    closed run whose line it bills; `session_id` is then null)."""
+
     id: str
-    session_id: str
+    session_id: str | None
     patient_control_number: str
     claim_version: int
     frequency_code: str
@@ -259,6 +267,8 @@ class ClaimRead(Struct):
     version: int
     created_at: datetime
     updated_at: datetime
+    pmpm_period: date | None = None
+    pmpm_run_id: str | None = None
 
 
 class ClaimAction(Struct, frozen=True, forbid_unknown_fields=True):

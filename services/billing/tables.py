@@ -82,7 +82,9 @@ claims = Table(
     metadata,
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("tenant_id", String(64), nullable=False),
-    Column("session_id", UUID(as_uuid=False), nullable=False),
+    # The documented session the claim bills; NULL for a PMPM claim (below), which bills a
+    # member-month of a contract that pays by claim, not one session.
+    Column("session_id", UUID(as_uuid=False)),
     # The claim series for one session: 1 = the original, a replacement (frequency 7) or a
     # void (8) is a new row with the next claim_version and the payer ICN of the one it fixes.
     Column("claim_version", Integer, nullable=False, server_default="1"),
@@ -118,12 +120,29 @@ claims = Table(
     Column("scrub", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("eligibility", JSONB, nullable=False),
     Column("hold_reasons", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    # A PMPM claim (services/billing/pmpm_claims.py): the member-month it bills (the month's
+    # first day) and the closed run whose line it bills; patient_id and contract_id say whose.
+    Column("pmpm_period", Date),
+    Column("pmpm_run_id", UUID(as_uuid=False)),
     # Optimistic lock: every update sets version = version + 1 WHERE version = <read>.
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # Exactly one claim per session and claim version, however often the job runs.
+    # Exactly one claim per session and claim version, however often the job runs (PMPM
+    # claims have no session: NULLs never collide here).
     UniqueConstraint("tenant_id", "session_id", "claim_version"),
+    CheckConstraint("(session_id IS NULL) <> (pmpm_period IS NULL)", name="session_or_pmpm"),
+    # Exactly one original claim per PMPM member-month, however often the close is retried;
+    # its replacements (7) and voids (8) are further claims of the same member-month.
+    Index(
+        "uq_claims_pmpm_member_month",
+        "tenant_id",
+        "contract_id",
+        "patient_id",
+        "pmpm_period",
+        unique=True,
+        postgresql_where=text("pmpm_period IS NOT NULL AND frequency_code = '1'"),
+    ),
     CheckConstraint(
         "status IN (" + ",".join(f"'{s}'" for s in CLAIM_STATUSES) + ")", name="status_known"
     ),

@@ -1,5 +1,7 @@
 """`/v1/claims`: the claims the worker created, their history, and a biller's hold, release
-and corrections."""
+and corrections. A PMPM claim (made when a contract-month that bills by claim is closed) bills
+a member-month, not a session: its reads carry `pmpm_period` and `pmpm_run_id` and a null
+`session_id`."""
 
 from __future__ import annotations
 
@@ -71,10 +73,9 @@ class ClaimController(Controller):
             created_from=created_from,
             created_to=created_to,
         )
+        principal = principal_of(request)
         async with runtime_of(request).read_conn() as conn:
-            return await claims_manage.list_claims(
-                conn, principal_of(request), f, after=after, limit=limit
-            )
+            return await claims_manage.list_claims(conn, principal, f, after=after, limit=limit)
 
     @get(
         "/{claim_id:str}",
@@ -82,8 +83,9 @@ class ClaimController(Controller):
         summary="A claim with its lines, scrub results, eligibility evidence and rationale",
     )
     async def read(self, request: Request[Any, Any, Any], claim_id: ClaimId) -> ClaimRead:
+        principal = principal_of(request)
         async with runtime_of(request).read_conn() as conn:
-            return await claims_manage.get_claim(conn, principal_of(request), claim_id)
+            return await claims_manage.get_claim(conn, principal, claim_id)
 
     @get(
         "/{claim_id:str}/history",
@@ -103,9 +105,10 @@ class ClaimController(Controller):
     async def hold(
         self, request: Request[Any, Any, Any], claim_id: ClaimId, data: JSONBody[ClaimAction]
     ) -> ClaimRead:
+        principal = principal_of(request)
         async with runtime_of(request).uow() as uow:
             out = await claims_manage.hold_claim(
-                uow.conn, principal_of(request), claim_id, data, request_id=request_id_of(request)
+                uow.conn, principal, claim_id, data, request_id=request_id_of(request)
             )
             await uow.commit()
         return out
@@ -119,9 +122,10 @@ class ClaimController(Controller):
     async def release(
         self, request: Request[Any, Any, Any], claim_id: ClaimId, data: JSONBody[ClaimAction]
     ) -> ClaimRead:
+        principal = principal_of(request)
         async with runtime_of(request).uow() as uow:
             out = await claims_manage.release_claim(
-                uow.conn, principal_of(request), claim_id, data, request_id=request_id_of(request)
+                uow.conn, principal, claim_id, data, request_id=request_id_of(request)
             )
             await uow.commit()
         return out
@@ -134,9 +138,10 @@ class ClaimController(Controller):
     async def correct(
         self, request: Request[Any, Any, Any], claim_id: ClaimId, data: JSONBody[ClaimPatch]
     ) -> ClaimRead:
+        principal = principal_of(request)
         async with runtime_of(request).uow() as uow:
             out = await claims_manage.correct_claim(
-                uow.conn, principal_of(request), claim_id, data, request_id=request_id_of(request)
+                uow.conn, principal, claim_id, data, request_id=request_id_of(request)
             )
             await uow.commit()
         return out
