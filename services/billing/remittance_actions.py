@@ -35,7 +35,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing import claim_repository as repo
@@ -204,14 +204,23 @@ def _patch(cmd: CorrectResubmit, version: int) -> ClaimPatch | None:
     )
 
 
-async def _next_claim_version(conn: AsyncConnection, tenant_id: str, session_id: Any) -> int:
-    """The session's next claim_version: UNIQUE (tenant, session, claim_version) keeps one row
-    per number, so every further claim of a session (7, 8 or another payer's) takes the next."""
+async def _next_claim_version(conn: AsyncConnection, tenant_id: str, claim: Any) -> int:
+    """The claim series' next claim_version: a session's claims (UNIQUE (tenant, session,
+    claim_version) keeps one row per number, so every further claim of a session, 7, 8 or
+    another payer's, takes the next), or a PMPM claim's member-month (contract, patient,
+    month)."""
+    if claim.session_id is not None:
+        same = claims.c.session_id == claim.session_id
+    else:
+        same = and_(
+            claims.c.session_id.is_(None),
+            claims.c.contract_id == claim.contract_id,
+            claims.c.patient_id == claim.patient_id,
+            claims.c.pmpm_period == claim.pmpm_period,
+        )
     series = (
         await conn.execute(
-            select(func.max(claims.c.claim_version)).where(
-                claims.c.tenant_id == tenant_id, claims.c.session_id == session_id
-            )
+            select(func.max(claims.c.claim_version)).where(claims.c.tenant_id == tenant_id, same)
         )
     ).scalar_one()
     return int(series or 1) + 1
@@ -229,7 +238,7 @@ async def _new_claim_version(
     request_id: str | None,
 ) -> str:
     """Insert the frequency 7/8 claim (next claim_version, new CLM01, the payer ICN)."""
-    series = await _next_claim_version(conn, principal.tenant_id, claim.session_id)
+    series = await _next_claim_version(conn, principal.tenant_id, claim)
     seq = (await repo.next_pcn_numbers(conn, 1))[0]
     new_id = str(uuid.uuid4())
     lines = snapshot.line_values()
@@ -728,7 +737,7 @@ async def bill_other_payer(
     )
     now = utc_now()
     row = creation.claim_row(claim_id=new_id, pcn=pcn, p=pending, evidence=evidence, d=d, now=now)
-    row["claim_version"] = await _next_claim_version(conn, principal.tenant_id, claim.session_id)
+    row["claim_version"] = await _next_claim_version(conn, principal.tenant_id, claim)
     row["rebilled_from_claim_id"] = str(claim.id)
     await conn.execute(claims.insert().values(**row))
     lines = creation._line_rows(new_id, d)

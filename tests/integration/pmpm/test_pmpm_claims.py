@@ -559,6 +559,7 @@ async def test_a_denied_pmpm_claim_is_corrected_and_resubmitted(
     assert out["claim_status"] == "replaced"
     new = (await client.get(f"/v1/claims/{out['new_claim_id']}", headers=biller)).json()
     assert (new["frequency_code"], new["status"], new["session_id"]) == ("7", "ready", None)
+    assert new["claim_version"] == 2  # numbered within the member-month
     assert (new["pmpm_period"], new["pmpm_run_id"]) == (month.isoformat(), run.run_id)
     assert new["diagnoses"] == ["E119"]
     x12 = await file_837(db, [out["new_claim_id"]], isa13=3)
