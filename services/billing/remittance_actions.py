@@ -403,10 +403,24 @@ async def void(
 
 async def _letter(conn: AsyncConnection, principal: Principal, item: Any, claim: Any) -> str:
     """An appeal letter draft from what the claim can prove (no secrets, for a person to edit)."""
-    session = (
-        await conn.execute(select(sessions.c.payload).where(sessions.c.id == claim.session_id))
-    ).scalar_one_or_none() or {}
     coding = claim.coding or {}
+    # A session's claim documents one session; a PMPM claim the month's (coding["sessions"]).
+    session_ids = (
+        [claim.session_id]
+        if claim.session_id is not None
+        else [s.get("session_id") for s in coding.get("sessions") or [] if s.get("session_id")]
+    )
+    documented = (
+        list(
+            await conn.execute(
+                select(sessions.c.date_of_service, sessions.c.payload)
+                .where(sessions.c.tenant_id == claim.tenant_id, sessions.c.id.in_(session_ids))
+                .order_by(sessions.c.date_of_service)
+            )
+        )
+        if session_ids
+        else []
+    )
     elig = claim.eligibility or {}
     payer = (elig.get("payer") or {}).get("name") or "the plan"
     acks = list(
@@ -447,14 +461,23 @@ async def _letter(conn: AsyncConnection, principal: Principal, item: Any, claim:
         f"  {coding.get('minutes', 'n/a')} documented minutes. {coding.get('rationale', '')}".rstrip(),
         f"  Coding rule version: {coding.get('rule_version') or 'n/a'}.",
     ]
-    interventions = session.get("interventions") or []
+    interventions = [
+        (dos, i) for dos, payload in documented for i in (payload or {}).get("interventions") or []
+    ]
     if interventions:
-        out += ["", "Interventions documented during the session:"]
+        several = len(documented) > 1
         out += [
-            f"  - {i.get('type')}: {i.get('dtp_category')} - {i.get('recommendation')} "
+            "",
+            "Interventions documented during the "
+            + ("month's sessions:" if several else "session:"),
+        ]
+        out += [
+            "  - "
+            + (f"{dos.isoformat()} " if several else "")
+            + f"{i.get('type')}: {i.get('dtp_category')} - {i.get('recommendation')} "
             f"(outcome: {i.get('outcome')}, prescriber contacted: "
             f"{'yes' if i.get('prescriber_contacted') else 'no'})"
-            for i in interventions
+            for dos, i in interventions
         ]
     out += [
         "",

@@ -511,16 +511,21 @@ async def test_claims_api_shows_the_member_month(
     assert (released.json()["status"], released.json()["session_id"]) == ("ready", None)
 
 
-async def test_a_denied_pmpm_claim_is_corrected_and_resubmitted(
-    client: httpx.AsyncClient, db: SharedConnectionDatabase, keys: Keys, tenant: str
-) -> None:
-    """Denied CO-16 (missing information): the work queue's correct-and-resubmit sends a
-    replacement (frequency 7) of the member-month's claim; the one-original-per-member-month
-    rule does not stand in its way, and its 837P passes pyx12."""
+async def _denied_claim(
+    client: httpx.AsyncClient,
+    db: SharedConnectionDatabase,
+    keys: Keys,
+    tenant: str,
+    denial: DenialReason,
+    session_days: tuple[int, ...] = (4,),
+) -> tuple[str, list[dict[str, Any]], Any, Any]:
+    """A member-month's PMPM claim, submitted and denied by the simulator with `denial`:
+    (claim id, its work items, the month, the run)."""
     month = add_months(month_start(utc_today()), -1)
     w = await world(db, tenant)
     await member(w, "D1", start=add_months(month, -2))
-    await session(w, "D1", month.replace(day=4), 50, 1)
+    for day in session_days:
+        await session(w, "D1", month.replace(day=day), 50, 1)
     run = await w.run(month, today=utc_today())
     await pmpm.close_run(w.conn, tenant_id=tenant, run_id=run.run_id, actor="test")
     (claim, _), *_ = (await claims_of(w)).values()
@@ -540,7 +545,7 @@ async def test_a_denied_pmpm_claim_is_corrected_and_resubmitted(
         before={"status": "ready"},
         after={"status": "submitted"},
     )
-    sim = simulator(deny_rate=1.0, denials=(DenialReason("missing", "CO", "16", ("M51",)),))
+    sim = simulator(deny_rate=1.0, denials=(denial,))
     for f in remits(sim.adjudicate_file("pmpm.x12", await file_837(db, [cid]))):
         posted = await client.post(
             "/v1/remittances", content=f.text.encode(), headers=keys.headers("manager")
@@ -548,6 +553,19 @@ async def test_a_denied_pmpm_claim_is_corrected_and_resubmitted(
         assert posted.status_code == 201, posted.text
     biller = keys.headers("biller")
     items = (await client.get(f"/v1/work-items?claim={cid}", headers=biller)).json()["items"]
+    return cid, items, month, run
+
+
+async def test_a_denied_pmpm_claim_is_corrected_and_resubmitted(
+    client: httpx.AsyncClient, db: SharedConnectionDatabase, keys: Keys, tenant: str
+) -> None:
+    """Denied CO-16 (missing information): the work queue's correct-and-resubmit sends a
+    replacement (frequency 7) of the member-month's claim; the one-original-per-member-month
+    rule does not stand in its way, and its 837P passes pyx12."""
+    _cid, items, month, run = await _denied_claim(
+        client, db, keys, tenant, DenialReason("missing", "CO", "16", ("M51",))
+    )
+    biller = keys.headers("biller")
     assert [i["recommended_action"] for i in items] == ["correct_resubmit"]
     resp = await client.post(
         f"/v1/work-items/{items[0]['id']}/actions/correct-resubmit",
@@ -566,3 +584,21 @@ async def test_a_denied_pmpm_claim_is_corrected_and_resubmitted(
     assert validate_x12(x12) == []
     assert ":7*" in x12.split("CLM*", 1)[1].split("~", 1)[0]
     assert "REF*F8*" in x12
+
+
+async def test_an_appeal_letter_for_a_pmpm_claim_lists_the_months_sessions(
+    client: httpx.AsyncClient, db: SharedConnectionDatabase, keys: Keys, tenant: str
+) -> None:
+    _cid, items, month, _run = await _denied_claim(
+        client, db, keys, tenant, DenialReason("necessity", "CO", "50", ()), session_days=(4, 18)
+    )
+    resp = await client.post(
+        f"/v1/work-items/{items[0]['id']}/actions/appeal",
+        json={"reason": "documented care management"},
+        headers=keys.headers("biller"),
+    )
+    assert resp.status_code == 200, resp.text
+    letter = resp.json()["appeal_letter"]
+    assert "Interventions documented during the month's sessions:" in letter
+    for day in (4, 18):
+        assert f"  - {month.replace(day=day).isoformat()} " in letter
