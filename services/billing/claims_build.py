@@ -33,7 +33,7 @@ from services.billing.domain.coding import (
     normalize_diagnosis,
     normalize_tin,
 )
-from services.billing.domain.coding_reasons import eligibility_reason
+from services.billing.domain.coding_reasons import PMPM_CONTRACT, eligibility_reason
 from services.billing.domain.identifiers import EntityType
 from services.billing.domain.scrub import (
     BASE_CODES,
@@ -347,14 +347,24 @@ def decide(
     reasons: list[HoldReason] = []
     terms = evidence.coding_terms
     result: CodingResult | None = None
-    if terms is None:
-        elig = [eligibility_reason(c) for c in _eligibility_codes(evidence)]
-        if evidence.eligible and not evidence.reasons:
-            elig = [eligibility_reason("NO_CONTRACT_TERMS")]
-        reasons.extend(HoldReason("eligibility", r.code.value, r.message, r.fix) for r in elig)
-        coding_json = _coding_json(
-            None, "No contract in force on the date of service: nothing to code."
-        )
+    pmpm = evidence.coverage is not None and evidence.coverage.billing_model == "pmpm"
+    if terms is None or pmpm:
+        if pmpm:
+            r = PMPM_CONTRACT
+            reasons.append(HoldReason("coding", r.code.value, r.message, r.fix))
+            coding_json = _coding_json(
+                None,
+                "The contract pays per member per month: the session is documented activity "
+                "of its month, reconciled or billed with the month (PMPM), not an encounter.",
+            )
+        else:
+            elig = [eligibility_reason(c) for c in _eligibility_codes(evidence)]
+            if evidence.eligible and not evidence.reasons:
+                elig = [eligibility_reason("NO_CONTRACT_TERMS")]
+            reasons.extend(HoldReason("eligibility", r.code.value, r.message, r.fix) for r in elig)
+            coding_json = _coding_json(
+                None, "No contract in force on the date of service: nothing to code."
+            )
         status = ClaimStatus.NOT_BILLABLE
         coded_lines: tuple[CodedLine, ...] = ()
         diagnoses = tuple(

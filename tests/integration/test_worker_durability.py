@@ -72,6 +72,27 @@ async def _drain(settings: Settings) -> None:
     await worker.close()
 
 
+async def _work_until_done(
+    settings: Settings, database: Database, ids: list[str], seconds: float = 60.0
+) -> None:
+    """Run a worker, as in production (not burst), until every session has left `received`.
+    A burst worker would also wait for the killed worker's in-flight wake-up job, whose arq
+    lock only lapses after the job timeout; that job is a no-op by then."""
+    kwargs = build_worker_settings(settings)
+    kwargs.update(handle_signals=False, cron_jobs=[])
+    worker = Worker(**kwargs)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        async with asyncio.timeout(seconds):
+            # The database is what is awaited (no event to wait on): poll it.
+            while "received" in set((await _states(database, ids)).values()):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.close()
+
+
 async def _sweep(settings: Settings, database: Database, redis: Any) -> int:
     return await sweep_outbox(
         {"settings": settings, "db": database, "queue": ArqQueue(redis, settings.queue_name)}
@@ -167,7 +188,7 @@ async def test_killed_worker_process_loses_nothing_and_repeats_nothing(
 
     await _age_outbox(committed_db, tenant, 61)
     await _sweep(settings, committed_db, redis)
-    await _drain(settings)
+    await _work_until_done(settings, committed_db, ids)
     assert set((await _states(committed_db, ids)).values()) == {
         "not_billable"
     }  # no coverage on file: each has its claim
@@ -185,3 +206,30 @@ async def test_one_wakeup_per_window_processes_every_session(
     assert set((await _states(committed_db, ids)).values()) == {
         "not_billable"
     }  # no coverage on file: each has its claim
+
+
+async def test_a_row_whose_job_a_dead_worker_holds_is_re_sent_under_a_new_id(
+    settings: Settings, committed_db: Database, redis: Any, tenant: str
+) -> None:
+    """A worker killed in the middle of a row's job leaves arq's in-progress lock on the job id
+    for the job timeout (minutes). The sweeper re-sends the row under a new id and takes the
+    held job off the queue, so the row is processed at once (a burst worker, which waits for
+    an empty queue, finishes too)."""
+    from arq.constants import in_progress_key_prefix
+
+    from shared.jobs import sweep_job_id
+
+    (sid,) = await _post_sessions(settings, committed_db, tenant, 1)
+    await redis.flushdb()
+    held = f"price_session:{sid}"
+    await redis.zadd(settings.queue_name, {held: 1})
+    await redis.set(in_progress_key_prefix + held, b"1", ex=3600)  # the dead worker's lock
+    await _age_outbox(committed_db, tenant, 61)
+    assert await _sweep(settings, committed_db, redis) >= 1
+    queued = {j.decode() for j in await redis.zrange(settings.queue_name, 0, -1)}
+    assert held not in queued
+    assert sweep_job_id(held, 1) in queued
+    async with asyncio.timeout(30):
+        await _drain(settings)
+    assert (await _states(committed_db, [sid]))[sid] == "not_billable"
+    assert await _claimed_events(committed_db, [sid]) == 1

@@ -48,6 +48,16 @@ _ELIGIBILITY_REASONS: dict[str, Reason] = {
         ),
     )
 }
+# A contract that pays per member per month does not pay per encounter: the session is the
+# month's documented activity (PMPM runs count it; a monthly_claim contract bills the month).
+PMPM_CONTRACT = Reason(
+    ReasonCode.PMPM_CONTRACT,
+    "the member's contract pays per member per month, not per encounter: the session counts "
+    "toward the month's documented activity",
+    "nothing to bill for the session: the month is reconciled (capitation) or billed with the "
+    "monthly codes when the PMPM month is closed",
+    _NOT,
+)
 NO_CONSENT = Reason(
     ReasonCode.NO_CONSENT,
     "patient consent is not recorded for this session",

@@ -167,3 +167,28 @@ async def test_the_job_running_again_creates_no_second_claim(
             )
         ).scalar_one()
     assert n == 1
+
+
+async def test_a_session_under_a_pmpm_contract_is_activity_not_an_encounter(
+    client: Any, keys: Keys, worker_ctx: dict[str, Any]
+) -> None:
+    """The contract pays per member per month (even with a fee schedule on file): the session
+    gets a not_billable claim naming PMPM_CONTRACT, and the month's PMPM run counts it."""
+    await covered_patient(
+        client,
+        keys,
+        billing_model="pmpm",
+        pmpm={
+            "rates": [{"tier": "std", "rate": "20.00"}],
+            "default_tier": "std",
+            "proration": "first_of_month",
+            "payment_mode": "capitation",
+        },
+    )
+    sid = await post_session(client, keys, clean_session("S-PMPM"))
+    assert await run_worker(worker_ctx) == 1
+    claim = await claim_of_session(client, keys, sid)
+    assert claim["status"] == "not_billable"
+    assert _codes(claim) == {"PMPM_CONTRACT"}
+    assert claim["lines"] == []
+    assert "per member per month" in claim["coding"]["rationale"]
