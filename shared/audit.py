@@ -51,6 +51,40 @@ class ChainCheck:
     problem: str | None = None
 
 
+def _payload(
+    *,
+    prev_hash: str | None,
+    tenant_id: str,
+    entity_type: str,
+    entity_id: str | None,
+    seq: int | None,
+    action: str,
+    actor: str,
+    request_id: str | None,
+    reason: str | None,
+    before: Any,
+    after: Any,
+    occurred_at: datetime,
+) -> bytes:
+    """The canonical bytes an event's hash covers (keys sorted, compact JSON)."""
+    return _encoder.encode(
+        {
+            "prev": prev_hash,
+            "tenant": tenant_id,
+            "type": entity_type,
+            "id": entity_id,
+            "seq": seq,
+            "action": action,
+            "actor": actor,
+            "request_id": request_id,
+            "reason": reason,
+            "before": before,
+            "after": after,
+            "at": occurred_at.isoformat(),
+        }
+    )
+
+
 def event_hash(
     *,
     prev_hash: str,
@@ -66,21 +100,19 @@ def event_hash(
     after: Any,
     occurred_at: datetime,
 ) -> str:
-    payload = _encoder.encode(
-        {
-            "prev": prev_hash,
-            "tenant": tenant_id,
-            "type": entity_type,
-            "id": entity_id,
-            "seq": seq,
-            "action": action,
-            "actor": actor,
-            "request_id": request_id,
-            "reason": reason,
-            "before": before,
-            "after": after,
-            "at": occurred_at.isoformat(),
-        }
+    payload = _payload(
+        prev_hash=prev_hash,
+        tenant_id=tenant_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        seq=seq,
+        action=action,
+        actor=actor,
+        request_id=request_id,
+        reason=reason,
+        before=before,
+        after=after,
+        occurred_at=occurred_at,
     )
     return hashlib.sha256(payload).hexdigest()
 
@@ -104,21 +136,19 @@ def hash_template(
     keys (checked: `before`/`after` holding such a key with a null value are refused).
     `before` and `after` must already be what PostgreSQL gives back (JSON round trip, as
     `build_event` does)."""
-    payload = _encoder.encode(
-        {
-            "prev": None,
-            "tenant": tenant_id,
-            "type": entity_type,
-            "id": None,
-            "seq": None,
-            "action": action,
-            "actor": actor,
-            "request_id": request_id,
-            "reason": reason,
-            "before": before,
-            "after": after,
-            "at": occurred_at.isoformat(),
-        }
+    payload = _payload(
+        prev_hash=None,
+        tenant_id=tenant_id,
+        entity_type=entity_type,
+        entity_id=None,
+        seq=None,
+        action=action,
+        actor=actor,
+        request_id=request_id,
+        reason=reason,
+        before=before,
+        after=after,
+        occurred_at=occurred_at,
     ).decode()
     if any(payload.count(f'"{k}":null') != 1 for k in ("id", "prev", "seq")):
         raise ValueError("before/after may not hold a null id, prev or seq key")
