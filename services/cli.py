@@ -140,6 +140,10 @@ def cmd_apikey_create(args: argparse.Namespace) -> None:
     )
 
 
+# How long `dev`/`demo` wait at shutdown for jobs in flight.
+JOB_DRAIN_SECONDS = 60.0
+
+
 async def run_api_and_worker(
     settings: Settings, *, on_ready: Any = None, handle_signals: bool = True
 ) -> None:
@@ -170,10 +174,22 @@ async def run_api_and_worker(
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({api_task, worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
-    await worker.close()
+    # Stop taking jobs, let the ones in flight finish (they would be cancelled and retried
+    # otherwise), then close the worker.
     worker_task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await worker_task
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=JOB_DRAIN_SECONDS)
+    try:
+        await worker.close()
+    except asyncio.CancelledError:
+        # A job still running after the wait was cancelled by close(); re-raise only a
+        # cancellation of this task itself.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await api_task
 

@@ -11,6 +11,7 @@ from arq import cron
 from services.billing import pmpm
 from shared.clock import utc_today
 from shared.config import Settings
+from shared.jobs import mark_processed
 from shared.logging import get_logger
 from shared.uow import Database, UnitOfWork
 
@@ -33,13 +34,20 @@ def _coverage(ctx: dict[str, Any]) -> pmpm.PmpmCoveragePort:
     return port
 
 
+def open_items_job_id(run_id: str) -> str:
+    """The job (and outbox row) id that opens a run's variance work items."""
+    return f"{OPEN_ITEMS_JOB}:{run_id}"
+
+
 async def pmpm_open_work_items(ctx: dict[str, Any], run_id: str, tenant_id: str) -> int:
-    """Idempotent: lines that already have an item keep it."""
+    """Idempotent: lines that already have an item keep it. Marks its outbox row processed
+    in the same transaction, so the sweeper does not send it again."""
     db: Database = ctx["db"]
     async with UnitOfWork(db, None) as uow:
         n = await pmpm.open_variance_items(
             uow.conn, tenant_id=tenant_id, run_id=run_id, actor=WORKER_ACTOR
         )
+        await mark_processed(uow.conn, [open_items_job_id(run_id)])
         await uow.commit()
     return n
 
@@ -76,7 +84,7 @@ async def pmpm_monthly_close(ctx: dict[str, Any]) -> int:
                     await uow.add_job(
                         tenant_id,
                         OPEN_ITEMS_JOB,
-                        f"{OPEN_ITEMS_JOB}:{ref.run_id}",
+                        open_items_job_id(ref.run_id),
                         {"run_id": ref.run_id, "tenant_id": tenant_id},
                     )
                 await uow.commit()

@@ -17,13 +17,13 @@ from sqlalchemy import Text, literal, select, tuple_
 
 from services.billing import pmpm, pmpm_payments
 from services.billing.domain.pmpm import Classification, parse_month
+from services.billing.pmpm_tasks import OPEN_ITEMS_JOB, open_items_job_id
 from services.billing.tables_pmpm import line_order, pmpm_lines, pmpm_runs
 from shared.errors import FieldProblem, RuleViolation
 from shared.money import format_cents
 from shared.web import principal_of, request_id_of, runtime_of
 
 RunId = Annotated[str, PathParameter(description="PMPM run id (uuid)")]
-OPEN_ITEMS_JOB = "pmpm_open_work_items"
 
 
 class RunCreate(Struct, frozen=True, forbid_unknown_fields=True):
@@ -310,7 +310,7 @@ class PmpmController(Controller):
             await uow.add_job(
                 principal.tenant_id,
                 OPEN_ITEMS_JOB,
-                f"{OPEN_ITEMS_JOB}:{ref.run_id}",
+                open_items_job_id(ref.run_id),
                 {"run_id": ref.run_id, "tenant_id": principal.tenant_id},
             )
             row = await pmpm.get_run_row(uow.conn, principal.tenant_id, ref.run_id)

@@ -180,3 +180,39 @@ async def test_820_payments(
         "A": ("25.00", "paid_as_expected"),
         "B": ("20.00", "underpaid"),
     }
+
+
+async def test_the_open_items_job_marks_its_outbox_row_processed(
+    api: httpx.AsyncClient,
+    db: SharedConnectionDatabase,
+    keys: Keys,
+    tenant: str,
+    worker_ctx: dict[str, Any],
+) -> None:
+    """A run queues the job that opens its variance items through the outbox; the job marks
+    the row processed, so the sweeper never sends it again."""
+    from sqlalchemy import select
+
+    from services.billing.pmpm_tasks import open_items_job_id, pmpm_open_work_items
+    from shared.tables import outbox
+
+    w = await World(db.conn, tenant).setup(pmpm_terms())
+    await w.span("A", date(2026, 1, 1))
+    run = (
+        await api.post(
+            "/v1/pmpm/runs",
+            json={"contract_id": w.contract_id, "month": "2026-03"},
+            headers=keys.headers("manager"),
+        )
+    ).json()
+
+    async def processed() -> Any:
+        return (
+            await db.conn.execute(
+                select(outbox.c.processed_at).where(outbox.c.job_id == open_items_job_id(run["id"]))
+            )
+        ).scalar_one()
+
+    assert await processed() is None
+    assert await pmpm_open_work_items(worker_ctx, run["id"], tenant) == 1  # A: missing
+    assert await processed() is not None
