@@ -184,12 +184,16 @@ async def run_api_and_worker(
         await asyncio.wait(running, timeout=JOB_DRAIN_SECONDS)
     try:
         await worker.close()
-    except asyncio.CancelledError:
-        # A job still running after the wait was cancelled by close(); re-raise only a
-        # cancellation of this task itself.
+    except (asyncio.CancelledError, Exception):
+        # A job still running after the wait was cancelled by close() (or one ended with an
+        # error) before close() disposed of the database and Redis: close again without the
+        # jobs. Only a cancellation of this task itself goes on.
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+        worker.tasks.clear()
+        with contextlib.suppress(Exception):
+            await worker.close()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await api_task
 

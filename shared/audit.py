@@ -132,8 +132,10 @@ def hash_template(
     """The canonical payload `event_hash` hashes, for an event whose entity id, seq and
     previous hash are only known inside one SQL statement: they are encoded as `null` and
     `sql_event_hash` puts them in. Each of `"id":null`, `"prev":null` and `"seq":null` must
-    occur exactly once: a raw `"` only ever opens or closes a JSON string, so they can only be
-    keys (checked: `before`/`after` holding such a key with a null value are refused).
+    occur exactly once (checked; ValueError otherwise). Inside a string value a `"` is always
+    escaped and a value's closing quote is never followed by `:`, so free-text values (actor,
+    request id, ...) can never produce them; only a key of `before`/`after` ending in `id`,
+    `prev` or `seq` with a null value can, and such events are refused.
     `before` and `after` must already be what PostgreSQL gives back (JSON round trip, as
     `build_event` does)."""
     payload = _payload(

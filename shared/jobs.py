@@ -93,19 +93,8 @@ async def mark_processed(conn: AsyncConnection, job_ids: Sequence[str]) -> None:
         )
 
 
-def sweep_job_id(job_id: str, attempt: int) -> str:
-    """The id a re-sent outbox row's job gets on sweep `attempt` (1, 2, ...)."""
-    return f"{job_id}:sweep{attempt}"
-
-
 async def sweep_outbox(ctx: dict[str, Any]) -> int:
-    """Re-send outbox rows not processed within `outbox_redeliver_after_seconds`.
-
-    A re-sent job gets a new id (`sweep_job_id`), and the row's previous job is taken off the
-    queue: a worker killed in the middle of that job leaves arq's in-progress lock on its id
-    until the job timeout runs out, which would otherwise hold the row back that long. Jobs
-    are idempotent (each claims its outbox rows with SKIP LOCKED and marks them processed),
-    so a previous job that is in fact still running does no harm."""
+    """Re-send outbox rows not processed within `outbox_redeliver_after_seconds`."""
     settings: Settings = ctx["settings"]
     db: Database = ctx["db"]
     queue: ArqQueue = ctx["queue"]
@@ -113,13 +102,7 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
     async with UnitOfWork(db, None) as uow:
         rows = (
             await uow.conn.execute(
-                select(
-                    outbox.c.id,
-                    outbox.c.job_name,
-                    outbox.c.job_id,
-                    outbox.c.args,
-                    outbox.c.attempts,
-                )
+                select(outbox.c.id, outbox.c.job_name, outbox.c.job_id, outbox.c.args)
                 .where(
                     outbox.c.processed_at.is_(None),
                     outbox.c.created_at < cutoff,
@@ -131,21 +114,9 @@ async def sweep_outbox(ctx: dict[str, Any]) -> int:
             )
         ).all()
         sent = 0
-        try:
-            await queue.discard(
-                [
-                    row.job_id if row.attempts == 0 else sweep_job_id(row.job_id, row.attempts)
-                    for row in rows
-                ]
-            )
-        except Exception as exc:
-            log.warning("jobs.sweep_discard_failed", error_type=type(exc).__name__)
         for row in rows:
-            job = PendingJob(
-                row.job_name, sweep_job_id(row.job_id, row.attempts + 1), dict(row.args)
-            )
             try:
-                if await queue.enqueue(job):
+                if await queue.enqueue(PendingJob(row.job_name, row.job_id, dict(row.args))):
                     sent += 1
             except Exception as exc:
                 log.warning("jobs.sweep_enqueue_failed", error_type=type(exc).__name__)

@@ -96,6 +96,7 @@ def upgrade() -> None:
         sa.Column("lines", sa.Integer(), nullable=False),
         sa.Column("days_in_month", sa.SmallInteger(), nullable=False),
         sa.Column("hash_sum", sa.Numeric(), nullable=True),
+        sa.Column("owner_xid", sa.BigInteger(), nullable=True),
         *(sa.Column(n, pg.ARRAY(t), nullable=False) for n, t in ARRAYS),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()

@@ -23,6 +23,7 @@ depends_on: str | Sequence[str] | None = None
 
 CHECK = "ck_claims_session_or_pmpm"
 UNIQUE = "uq_claims_pmpm_member_month"
+SERIES = "uq_claims_pmpm_claim_version"
 
 
 def upgrade() -> None:
@@ -38,8 +39,8 @@ def upgrade() -> None:
     op.add_column(
         "claims", sa.Column("pmpm_run_id", sa.UUID(as_uuid=False), nullable=True), schema="billing"
     )
-    # NOT VALID, then VALIDATE: the scan of existing claims runs under a lock that lets reads
-    # and writes go on (every existing row has a session and no month, so it passes).
+    # Every existing row has a session and no month, so the check passes. (Alembic runs the
+    # whole upgrade in one transaction: the ALTER COLUMN's lock is held until it commits.)
     op.execute(
         f"ALTER TABLE billing.claims ADD CONSTRAINT {CHECK} "
         "CHECK ((session_id IS NULL) <> (pmpm_period IS NULL)) NOT VALID"
@@ -55,6 +56,16 @@ def upgrade() -> None:
         schema="billing",
         postgresql_where=sa.text("pmpm_period IS NOT NULL AND frequency_code = '1'"),
     )
+    # A member-month's claims (the original, its replacements and voids) number their
+    # versions like a session's: one row per number (the session constraint skips NULLs).
+    op.create_index(
+        op.f(SERIES),
+        "claims",
+        ["tenant_id", "contract_id", "patient_id", "pmpm_period", "claim_version"],
+        unique=True,
+        schema="billing",
+        postgresql_where=sa.text("session_id IS NULL"),
+    )
 
 
 def downgrade() -> None:
@@ -66,6 +77,7 @@ def downgrade() -> None:
         "they must be removed by hand before downgrading below 20261128_pmpm_claims'; "
         "END IF; END $$"
     )
+    op.drop_index(op.f(SERIES), table_name="claims", schema="billing")
     op.drop_index(op.f(UNIQUE), table_name="claims", schema="billing")
     op.drop_constraint(op.f(CHECK), "claims", type_="check", schema="billing")
     op.drop_column("claims", "pmpm_run_id", schema="billing")

@@ -231,8 +231,10 @@ async def create_runs(
     if not wanted:
         raise RuleViolation("give at least one month", code="no_months")
     if parallel > 1 and len(wanted) > 1:
+        # Other connections see neither this transaction's writes nor, inside a savepoint,
+        # an exported snapshot (PostgreSQL refuses to export one from a subtransaction).
         wrote = (await conn.execute(text("SELECT pg_current_xact_id_if_assigned()"))).scalar()
-        parallel = 1 if wrote is not None else parallel
+        parallel = 1 if wrote is not None or conn.in_nested_transaction() else parallel
     await _lock(conn, f"pmpm:{tenant_id}:{cid}")
     # Sorts and hashes over a whole roster stay in memory (server side, this transaction).
     await conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
@@ -356,8 +358,10 @@ async def _statement(
     *,
     as_of: datetime,
     with_hash: bool,
+    owner_xid: int,
 ) -> tuple[str, dict[str, Any]]:
-    """The SELECT of `runs`' line chunks (`pmpm_sql.CHUNK_COLUMNS`) and its parameters."""
+    """The statement writing `runs`' line chunks (`pmpm_sql.CHUNK_COLUMNS`, stamped with the
+    run's transaction id `owner_xid`) and returning their summaries, with its parameters."""
     periods = [r.period for r in runs]
     mm_sql, mm_params = await coverage.member_months_query(
         conn,
@@ -386,6 +390,7 @@ async def _statement(
         "has_requirement": terms.has_activity_requirement,
         "with_hash": with_hash,
         "buckets": LINE_BUCKETS,
+        "owner_xid": owner_xid,
         **_code_arrays(terms, periods),
         **mm_params,
     }
@@ -398,8 +403,6 @@ async def _statement(
 
 
 _SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
-# Chunks of runs that never committed are removed once they are this old (seconds).
-ORPHAN_LINES_AFTER_S = 3600
 
 
 async def _reconcile(
@@ -423,19 +426,36 @@ async def _reconcile(
     REPEATABLE READ transaction, so it reads exactly what this transaction reads, writes its
     months' line chunks, computes their summaries, and commits; this transaction then records
     the summaries and commits the runs. Lines are only ever reached through their run, so
-    a run and its lines appear together, when the run commits. If this transaction fails
-    after a worker committed, the worker's chunks belong to no run: they are deleted here
-    (best effort) and otherwise swept later (`sweep_orphan_lines`)."""
+    a run and its lines appear together, when the run commits. Every chunk carries this
+    transaction's id: if it ends without committing the runs (here or later in the caller's
+    unit of work), the chunks belong to no run; they are deleted here when the shares fail,
+    and otherwise by `sweep_orphan_lines` (the monthly close), which keeps the chunks of a
+    transaction still in progress."""
     args = (conn, coverage, tenant_id, contract_id, version, terms)
+    # The runs' transaction: its chunks are orphans only once it has ended without them.
+    owner_xid = int(
+        (
+            await conn.execute(text("SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint)"))
+        ).scalar_one()
+    )
     if parallel <= 1 or len(runs) < 2:
-        statement, params = await _statement(*args, runs, bases, as_of=as_of, with_hash=with_hash)
+        statement, params = await _statement(
+            *args, runs, bases, as_of=as_of, with_hash=with_hash, owner_xid=owner_xid
+        )
         rows = (await conn.execute(text(statement), params)).all()
         summaries = [(r.run_id, r.summary, r.lines_hash) for r in rows]
     else:
         n = min(parallel, len(runs))
         # Months dealt round-robin: each share has early and late months alike.
         shares = [
-            await _statement(*args, runs[k::n], bases[k::n], as_of=as_of, with_hash=with_hash)
+            await _statement(
+                *args,
+                runs[k::n],
+                bases[k::n],
+                as_of=as_of,
+                with_hash=with_hash,
+                owner_xid=owner_xid,
+            )
             for k in range(n)
         ]
         snapshot = str((await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one())
@@ -510,11 +530,10 @@ async def _discard_lines(dsn: str, run_ids: list[str]) -> None:
         log.warning("pmpm.discard_lines_failed", error=type(exc).__name__, runs=len(run_ids))
 
 
-async def sweep_orphan_lines(
-    conn: AsyncConnection, older_than_s: int = ORPHAN_LINES_AFTER_S
-) -> int:
-    """Delete line chunks whose run never committed (older than `older_than_s`)."""
-    result = await conn.execute(text(SWEEP_ORPHAN_LINES_SQL), {"older_than_s": older_than_s})
+async def sweep_orphan_lines(conn: AsyncConnection) -> int:
+    """Delete line chunks whose run never committed: no run row, and the transaction that
+    wrote the run has ended (a run still being made keeps its chunks)."""
+    result = await conn.execute(text(SWEEP_ORPHAN_LINES_SQL))
     return int(result.rowcount or 0)
 
 
@@ -525,7 +544,7 @@ async def _drop_unchanged(
     for ref in refs:
         rows = (
             await conn.execute(
-                select(pmpm_runs.c.id, pmpm_runs.c.lines_hash)
+                select(pmpm_runs.c.id, pmpm_runs.c.lines_hash, pmpm_runs.c.summary)
                 .where(
                     pmpm_runs.c.tenant_id == tenant_id,
                     pmpm_runs.c.contract_id == contract_id,
@@ -535,7 +554,13 @@ async def _drop_unchanged(
                 .order_by(pmpm_runs.c.run_no)
             )
         ).all()
-        if len(rows) == 2 and rows[0].lines_hash == rows[1].lines_hash:
+        # Same lines (hash) and same totals: a run without lines has no hash, nor has one made
+        # without hashes, so the summaries must match too.
+        if (
+            len(rows) == 2
+            and rows[0].lines_hash == rows[1].lines_hash
+            and rows[0].summary == rows[1].summary
+        ):
             await conn.execute(
                 pmpm_line_chunks.delete().where(pmpm_line_chunks.c.run_id == ref.run_id)
             )

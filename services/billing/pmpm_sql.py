@@ -196,6 +196,7 @@ SELECT run_id, CAST((hashtext(member_id) & 2147483647) % CAST(:buckets AS int) A
                  charge_cents, received_cents, payment_count, recouped_cents, paid_tier,
                  classification, received_cents - expected_cents), 0))
        END AS hash_sum,
+       CAST(:owner_xid AS bigint) AS owner_xid,
        __ARRAYS__
 FROM l
 GROUP BY 1, 2
@@ -236,7 +237,15 @@ _SQL_TYPES = {
 if tuple(_SQL_TYPES) != LINE_ARRAY_NAMES:  # pragma: no cover - a programming error
     raise RuntimeError("_SQL_TYPES must list LINE_ARRAY_NAMES in order")
 #: Columns of billing.pmpm_line_chunks in the order the statement's SELECT yields them.
-CHUNK_COLUMNS = ("run_id", "bucket", "lines", "days_in_month", "hash_sum", *LINE_ARRAY_NAMES)
+CHUNK_COLUMNS = (
+    "run_id",
+    "bucket",
+    "lines",
+    "days_in_month",
+    "hash_sum",
+    "owner_xid",
+    *LINE_ARRAY_NAMES,
+)
 _ARRAYS = ",\n       ".join(
     f"array_agg(CAST({name} AS {kind})) AS {name}" for name, kind in _SQL_TYPES.items()
 )
@@ -287,11 +296,12 @@ WHERE r.id = u.run_id
 """
 
 # Lines of runs that never committed (a parallel run's connections commit their lines before
-# the run itself commits; see `pmpm._reconcile`): nothing reads them, this removes them.
+# the run's transaction commits the run; see `pmpm._reconcile`): no run row, and the run's
+# transaction (owner_xid) is no longer in progress. Nothing reads them; this removes them.
 SWEEP_ORPHAN_LINES_SQL = """
 DELETE FROM billing.pmpm_line_chunks c
-WHERE c.created_at < now() - make_interval(secs => :older_than_s)
-  AND NOT EXISTS (SELECT 1 FROM billing.pmpm_runs r WHERE r.id = c.run_id)
+WHERE NOT EXISTS (SELECT 1 FROM billing.pmpm_runs r WHERE r.id = c.run_id)
+  AND pg_xact_status(CAST(CAST(c.owner_xid AS text) AS xid8)) IS DISTINCT FROM 'in progress'
 """
 
 

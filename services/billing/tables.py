@@ -143,6 +143,17 @@ claims = Table(
         unique=True,
         postgresql_where=text("pmpm_period IS NOT NULL AND frequency_code = '1'"),
     ),
+    # A member-month's claims number their versions like a session's (one row per number).
+    Index(
+        "uq_claims_pmpm_claim_version",
+        "tenant_id",
+        "contract_id",
+        "patient_id",
+        "pmpm_period",
+        "claim_version",
+        unique=True,
+        postgresql_where=text("session_id IS NULL"),
+    ),
     CheckConstraint(
         "status IN (" + ",".join(f"'{s}'" for s in CLAIM_STATUSES) + ")", name="status_known"
     ),

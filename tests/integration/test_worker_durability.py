@@ -206,30 +206,3 @@ async def test_one_wakeup_per_window_processes_every_session(
     assert set((await _states(committed_db, ids)).values()) == {
         "not_billable"
     }  # no coverage on file: each has its claim
-
-
-async def test_a_row_whose_job_a_dead_worker_holds_is_re_sent_under_a_new_id(
-    settings: Settings, committed_db: Database, redis: Any, tenant: str
-) -> None:
-    """A worker killed in the middle of a row's job leaves arq's in-progress lock on the job id
-    for the job timeout (minutes). The sweeper re-sends the row under a new id and takes the
-    held job off the queue, so the row is processed at once (a burst worker, which waits for
-    an empty queue, finishes too)."""
-    from arq.constants import in_progress_key_prefix
-
-    from shared.jobs import sweep_job_id
-
-    (sid,) = await _post_sessions(settings, committed_db, tenant, 1)
-    await redis.flushdb()
-    held = f"price_session:{sid}"
-    await redis.zadd(settings.queue_name, {held: 1})
-    await redis.set(in_progress_key_prefix + held, b"1", ex=3600)  # the dead worker's lock
-    await _age_outbox(committed_db, tenant, 61)
-    assert await _sweep(settings, committed_db, redis) >= 1
-    queued = {j.decode() for j in await redis.zrange(settings.queue_name, 0, -1)}
-    assert held not in queued
-    assert sweep_job_id(held, 1) in queued
-    async with asyncio.timeout(30):
-        await _drain(settings)
-    assert (await _states(committed_db, [sid]))[sid] == "not_billable"
-    assert await _claimed_events(committed_db, [sid]) == 1

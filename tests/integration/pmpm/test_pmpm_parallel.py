@@ -162,41 +162,75 @@ async def test_a_failing_share_leaves_nothing(
     assert orphans == 0
 
 
-async def test_orphan_lines_are_swept(committed_db: Database, tenant: str) -> None:
-    w = await _world(committed_db, tenant)
-    (kept,) = [r for r in await _runs(committed_db, w, parallel=1) if r.period == MONTHS[0]]
-    orphan = str(uuid.uuid4())
-    async with committed_db.transaction() as (conn, trans):
-        await conn.execute(
-            text(
-                "INSERT INTO billing.pmpm_line_chunks (run_id, bucket, lines, days_in_month, "
-                "hash_sum, member_id, patient_id, patient_ref, on_roster, tier, rate_cents, "
-                "enrolled_days, expected_cents, recorded_late, minutes, interventions, "
-                "activity_met, monthly_code, addon_code, addon_units, charge_cents, "
-                "received_cents, payment_count, recouped_cents, paid_tier, classification, "
-                "prior_classification, prior_expected_cents, prior_received_cents, change, "
-                "created_at) SELECT CAST(:run AS uuid), 0, 0, 31, NULL"
-                + ", '{}'" * 25
-                + ", now() - interval '2 hours'"
-            ),
-            {"run": orphan},
-        )
-        await conn.execute(
-            text(
-                "UPDATE billing.pmpm_line_chunks SET created_at = now() - interval '2 hours' "
-                "WHERE run_id = :run"
-            ),
-            {"run": kept.run_id},
-        )
-        assert await pmpm.sweep_orphan_lines(conn) == 1
-        await trans.commit()
-    async with committed_db.transaction() as (conn, _t):
-        left = {
+_ORPHAN = (
+    "INSERT INTO billing.pmpm_line_chunks (run_id, bucket, lines, days_in_month, hash_sum, "
+    "owner_xid, member_id, patient_id, patient_ref, on_roster, tier, rate_cents, "
+    "enrolled_days, expected_cents, recorded_late, minutes, interventions, activity_met, "
+    "monthly_code, addon_code, addon_units, charge_cents, received_cents, payment_count, "
+    "recouped_cents, paid_tier, classification, prior_classification, prior_expected_cents, "
+    "prior_received_cents, change) SELECT CAST(:run AS uuid), 0, 0, 31, NULL, "
+    "CAST(:owner AS bigint)" + ", '{}'" * 25
+)
+
+
+async def _chunk_runs(db: Database, run_ids: list[str]) -> set[str]:
+    async with db.transaction() as (conn, _t):
+        return {
             str(r.run_id)
             for r in await conn.execute(
-                select(pmpm_line_chunks.c.run_id).where(
-                    pmpm_line_chunks.c.run_id.in_([orphan, kept.run_id])
-                )
+                select(pmpm_line_chunks.c.run_id).where(pmpm_line_chunks.c.run_id.in_(run_ids))
             )
         }
-    assert left == {kept.run_id}
+
+
+async def test_orphan_lines_are_swept_once_their_transaction_has_ended(
+    committed_db: Database, tenant: str
+) -> None:
+    """Chunks with no run are swept when the transaction that made them has ended (rolled
+    back, or unknown); chunks of a run whose transaction is still in progress are kept, and so
+    are the chunks of committed runs."""
+    w = await _world(committed_db, tenant)
+    (kept,) = [r for r in await _runs(committed_db, w, parallel=1) if r.period == MONTHS[0]]
+    ended, running = str(uuid.uuid4()), str(uuid.uuid4())
+    async with committed_db.transaction() as (other, other_trans):
+        # A run being made in another transaction: its chunks are already committed (as a
+        # parallel share's are) while its own transaction is still open.
+        xid = (
+            await other.execute(text("SELECT CAST(CAST(pg_current_xact_id() AS text) AS bigint)"))
+        ).scalar_one()
+        async with committed_db.transaction() as (conn, trans):
+            await conn.execute(text(_ORPHAN), {"run": ended, "owner": None})
+            await conn.execute(text(_ORPHAN), {"run": running, "owner": xid})
+            await trans.commit()
+        async with committed_db.transaction() as (conn, trans):
+            assert await pmpm.sweep_orphan_lines(conn) == 1
+            await trans.commit()
+        assert await _chunk_runs(committed_db, [ended, running, kept.run_id]) == {
+            running,
+            kept.run_id,
+        }
+        await other_trans.rollback()  # that run never commits
+    async with committed_db.transaction() as (conn, trans):
+        assert await pmpm.sweep_orphan_lines(conn) == 1
+        await trans.commit()
+    assert await _chunk_runs(committed_db, [ended, running, kept.run_id]) == {kept.run_id}
+
+
+async def test_inside_a_savepoint_the_months_stay_on_one_connection(
+    committed_db: Database, tenant: str
+) -> None:
+    """PostgreSQL exports no snapshot from a subtransaction: a run made inside a savepoint
+    (nothing written before it) falls back to one connection instead of failing."""
+    w = await _world(committed_db, tenant)
+    async with committed_db.transaction() as (conn, _trans), conn.begin_nested():
+        refs = await pmpm.create_runs(
+            conn,
+            tenant_id=w.tenant,
+            contract_id=w.contract_id,
+            periods=MONTHS[:2],
+            actor="test",
+            coverage=COVERAGE,
+            today=TODAY,
+            parallel=2,
+        )
+        assert len(refs) == 2
