@@ -671,6 +671,33 @@ async def close_run(
     )
 
 
+async def bill_late_member_months(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    refs: Sequence[RunRef],
+    actor: str,
+    today: date | None = None,
+    request_id: str | None = None,
+) -> None:
+    """After adjustment runs of closed months (contracts that bill by claim): bill the
+    member-months that became billable since the close (a session documented late, a retro
+    add). Member-months already billed are left alone; a changed amount on one of them is a
+    variance for a biller (correct and resubmit), not a second claim."""
+    for ref in refs:
+        if ref.kind != "adjustment":
+            continue
+        await pmpm_claims.create_claims(
+            conn,
+            tenant_id=tenant_id,
+            run=await get_run_row(conn, tenant_id, ref.run_id),
+            actor=actor,
+            today=today,
+            request_id=request_id,
+            occasion="after a re-run inside the retro window",
+        )
+
+
 # ----------------------------------------------------------------------------- work items
 
 _COPY_ITEMS_SQL = """
@@ -834,7 +861,7 @@ async def close_contract_month(
         and within_retro_window(p, today, t.retro_window_months)
     ]
     if retro:
-        out += await create_runs(
+        adjusted = await create_runs(
             conn,
             tenant_id=tenant_id,
             contract_id=view.contract_id,
@@ -845,6 +872,10 @@ async def close_contract_month(
             skip_unchanged=True,
             parallel=parallel,
         )
+        await bill_late_member_months(
+            conn, tenant_id=tenant_id, refs=adjusted, actor=actor, today=today
+        )
+        out += adjusted
     if terms is not None and target not in closed:
         (ref,) = await create_runs(
             conn,

@@ -810,9 +810,12 @@ async def create_claims(
     pmpm_coverage: PmpmCoveragePort | None = None,
     today: date | None = None,
     request_id: str | None = None,
+    occasion: str = "on the month's close",
 ) -> PmpmClaimsResult:
     """Bill the closed run's member-months (module doc); `run` is its billing.pmpm_runs row.
-    The caller holds the contract's PMPM lock and commits."""
+    Member-months already billed are skipped, so an adjustment run of a closed month (a
+    re-run inside the retro window) bills only those that became billable since. The caller
+    holds the contract's PMPM lock and commits."""
     result = PmpmClaimsResult()
     if run.payment_mode != MONTHLY_CLAIM:
         return result
@@ -856,7 +859,7 @@ async def create_claims(
         action="pmpm.claims_created",
         actor=actor,
         request_id=request_id,
-        reason=f"monthly claims for {run.period:%Y-%m} on the month's close",
+        reason=f"monthly claims for {run.period:%Y-%m} {occasion}",
         after={
             "month": f"{run.period:%Y-%m}",
             "billable_lines": len(lines),

@@ -299,6 +299,13 @@ class PmpmController(Controller):
                 coverage=coverage,
                 request_id=request_id_of(request),
             )
+            await pmpm.bill_late_member_months(
+                uow.conn,
+                tenant_id=principal.tenant_id,
+                refs=[ref],
+                actor=principal.actor,
+                request_id=request_id_of(request),
+            )
             if data.close:
                 await pmpm.close_run(
                     uow.conn,

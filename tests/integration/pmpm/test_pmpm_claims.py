@@ -602,3 +602,43 @@ async def test_an_appeal_letter_for_a_pmpm_claim_lists_the_months_sessions(
     assert "Interventions documented during the month's sessions:" in letter
     for day in (4, 18):
         assert f"  - {month.replace(day=day).isoformat()} " in letter
+
+
+async def test_a_late_session_is_billed_by_the_retro_re_run(
+    db: SharedConnectionDatabase, tenant: str
+) -> None:
+    """M2 was below the threshold when the month closed; a session documented later lifts it
+    over. The next close day re-runs the closed month (an adjustment run, inside the retro
+    window) and bills M2; M1, billed at the close, is not billed again."""
+    today = utc_today()
+    month = add_months(month_start(today), -1)
+    w = await world(db, tenant)
+    for m in ("M1", "M2"):
+        await member(w, m, start=add_months(month, -2))
+    await session(w, "M1", month.replace(day=2), 30, 1)
+    await session(w, "M2", month.replace(day=3), 10, 1)
+
+    async def close_day(day: date) -> list[pmpm.RunRef]:
+        return await pmpm.close_contract_month(
+            w.conn,
+            tenant_id=tenant,
+            contract_id=w.contract_id,
+            today=day,
+            actor="cron",
+            coverage=COVERAGE,
+        )
+
+    await close_day(today)
+    assert list(await claims_of(w)) == ["M1"]
+    await session(w, "M2", month.replace(day=20), 15, 0)  # documented after the close
+    refs = await close_day(add_months(today, 1))
+    assert (month, "adjustment") in [(r.period, r.kind) for r in refs]
+    got = await claims_of(w)
+    assert sorted(got) == ["M1", "M2"]
+    claim, lines = got["M2"]
+    assert (claim.pmpm_period, claim.frequency_code, claim.date_of_service) == (
+        month,
+        "1",
+        month.replace(day=20),
+    )
+    assert lines[0].procedure_code == "99490"
