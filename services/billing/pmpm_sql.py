@@ -2,7 +2,7 @@
 per month of one contract version), classifying all members at once, and yields them as the
 runs' line chunks (billing.pmpm_line_chunks: one row per run per bucket of members, an array
 per line field), writes them and returns each run's summary computed from the chunks it wrote.
-`pmpm._reconcile` runs it for all the months at once, or for shares of the months on parallel
+`pmpm_reconcile.reconcile` runs it for all the months at once, or for shares of the months on parallel
 connections.
 
 Inputs joined per (month, member id):
@@ -296,7 +296,7 @@ WHERE r.id = u.run_id
 """
 
 # Lines of runs that never committed (a parallel run's connections commit their lines before
-# the run's transaction commits the run; see `pmpm._reconcile`): no run row, and the run's
+# the run's transaction commits the run; see `pmpm_reconcile.reconcile`): no run row, and the run's
 # transaction (owner_xid) is no longer in progress. Nothing reads them; this removes them.
 SWEEP_ORPHAN_LINES_SQL = """
 DELETE FROM billing.pmpm_line_chunks c

@@ -8,7 +8,7 @@ from typing import Any
 
 from arq import cron
 
-from services.billing import pmpm
+from services.billing import pmpm, pmpm_close, pmpm_items, pmpm_reconcile
 from shared.clock import utc_today
 from shared.config import Settings
 from shared.jobs import mark_processed
@@ -44,7 +44,7 @@ async def pmpm_open_work_items(ctx: dict[str, Any], run_id: str, tenant_id: str)
     in the same transaction, so the sweeper does not send it again."""
     db: Database = ctx["db"]
     async with UnitOfWork(db, None) as uow:
-        n = await pmpm.open_variance_items(
+        n = await pmpm_items.open_variance_items(
             uow.conn, tenant_id=tenant_id, run_id=run_id, actor=WORKER_ACTOR
         )
         await mark_processed(uow.conn, [open_items_job_id(run_id)])
@@ -63,7 +63,7 @@ async def pmpm_monthly_close(ctx: dict[str, Any]) -> int:
     async with db.transaction() as (conn, trans):
         contracts = await coverage.pmpm_contracts(conn)
         # Lines a failed parallel run left behind (never reachable: their run never committed).
-        swept = await pmpm.sweep_orphan_lines(conn)
+        swept = await pmpm_reconcile.sweep_orphan_lines(conn)
         await trans.commit()
     if swept:
         log.info("pmpm.orphan_lines_swept", chunks=swept)
@@ -71,7 +71,7 @@ async def pmpm_monthly_close(ctx: dict[str, Any]) -> int:
     for tenant_id, contract_id in contracts:
         try:
             async with UnitOfWork(db, ctx.get("queue")) as uow:
-                refs = await pmpm.close_contract_month(
+                refs = await pmpm_close.close_contract_month(
                     uow.conn,
                     tenant_id=tenant_id,
                     contract_id=contract_id,

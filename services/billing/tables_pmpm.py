@@ -139,8 +139,8 @@ pmpm_line_chunks = Table(
     # Σ of each line's 64-bit hash (NULL for runs made without one); see pmpm_runs.lines_hash.
     Column("hash_sum", Numeric),
     # The id of the transaction that made the run: a parallel run's connections commit its
-    # chunks before that transaction commits the run (see pmpm._reconcile); chunks without a
-    # run whose transaction has ended are swept (pmpm.sweep_orphan_lines).
+    # chunks before that transaction commits the run (see pmpm_reconcile.reconcile); chunks without a
+    # run whose transaction has ended are swept (pmpm_reconcile.sweep_orphan_lines).
     Column("owner_xid", BigInteger),
     *(Column(name, ARRAY(kind), nullable=False) for name, kind in LINE_ARRAYS),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -15,7 +15,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import Meta, Struct
 from sqlalchemy import Text, literal, select, tuple_
 
-from services.billing import pmpm, pmpm_payments
+from services.billing import pmpm, pmpm_items, pmpm_payments
 from services.billing.domain.pmpm import Classification, parse_month
 from services.billing.pmpm_tasks import OPEN_ITEMS_JOB, open_items_job_id
 from services.billing.tables_pmpm import line_order, pmpm_lines, pmpm_runs
@@ -445,7 +445,7 @@ class PmpmController(Controller):
     async def work_items(self, request: Request[Any, Any, Any], run_id: RunId) -> WorkItemsRead:
         principal = principal_of(request)
         async with runtime_of(request).uow() as uow:
-            n = await pmpm.open_variance_items(
+            n = await pmpm_items.open_variance_items(
                 uow.conn, tenant_id=principal.tenant_id, run_id=run_id, actor=principal.actor
             )
             await uow.commit()

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from devtools.payer_simulator import DenialReason
-from services.billing import pmpm, pmpm_claims
+from services.billing import pmpm, pmpm_claims, pmpm_close
 from services.billing.domain.pmpm import add_months, month_start
 from services.billing.submission import SubmissionConfig, record_batches
 from services.billing.tables import claim_lines, claims, sessions
@@ -430,7 +430,7 @@ async def test_the_close_day_job_bills_last_month_once(
     await session(w, "M1", month.replace(day=9), 15, 0)
 
     async def close_day() -> list[pmpm.RunRef]:
-        return await pmpm.close_contract_month(
+        return await pmpm_close.close_contract_month(
             w.conn,
             tenant_id=tenant,
             contract_id=w.contract_id,
@@ -619,7 +619,7 @@ async def test_a_late_session_is_billed_by_the_retro_re_run(
     await session(w, "M2", month.replace(day=3), 10, 1)
 
     async def close_day(day: date) -> list[pmpm.RunRef]:
-        return await pmpm.close_contract_month(
+        return await pmpm_close.close_contract_month(
             w.conn,
             tenant_id=tenant,
             contract_id=w.contract_id,

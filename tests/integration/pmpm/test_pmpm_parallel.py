@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from services.billing import pmpm
+from services.billing import pmpm, pmpm_reconcile
 from services.billing.tables_pmpm import line_order, pmpm_line_chunks, pmpm_lines, pmpm_runs
 from services.coverage.domain.contracts import ActivityRequirement, ProrationRule
 from shared.uow import Database
@@ -128,7 +128,7 @@ async def test_a_failing_share_leaves_nothing(
     """The first share commits its lines, then the second fails: the run is rolled back and
     the committed lines are deleted."""
     w = await _world(committed_db, tenant)
-    real = pmpm._write_share
+    real = pmpm_reconcile._write_share
     calls: list[int] = []
     first_done = asyncio.Event()
 
@@ -141,7 +141,7 @@ async def test_a_failing_share_leaves_nothing(
         first_done.set()
         return out
 
-    monkeypatch.setattr(pmpm, "_write_share", flaky)
+    monkeypatch.setattr(pmpm_reconcile, "_write_share", flaky)
     with pytest.raises(RuntimeError, match="share failed"):
         await _runs(committed_db, w, parallel=2)
     async with committed_db.transaction() as (conn, _t):
@@ -203,7 +203,7 @@ async def test_orphan_lines_are_swept_once_their_transaction_has_ended(
             await conn.execute(text(_ORPHAN), {"run": running, "owner": xid})
             await trans.commit()
         async with committed_db.transaction() as (conn, trans):
-            assert await pmpm.sweep_orphan_lines(conn) == 1
+            assert await pmpm_reconcile.sweep_orphan_lines(conn) == 1
             await trans.commit()
         assert await _chunk_runs(committed_db, [ended, running, kept.run_id]) == {
             running,
@@ -211,7 +211,7 @@ async def test_orphan_lines_are_swept_once_their_transaction_has_ended(
         }
         await other_trans.rollback()  # that run never commits
     async with committed_db.transaction() as (conn, trans):
-        assert await pmpm.sweep_orphan_lines(conn) == 1
+        assert await pmpm_reconcile.sweep_orphan_lines(conn) == 1
         await trans.commit()
     assert await _chunk_runs(committed_db, [ended, running, kept.run_id]) == {kept.run_id}
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.billing import pmpm, pmpm_payments
+from services.billing import pmpm, pmpm_close, pmpm_items, pmpm_payments
 from services.billing.tables_pmpm import pmpm_payments as payments_table
 from services.billing.tables_remittance import work_items
 from services.coverage.domain.contracts import (
@@ -333,7 +333,7 @@ async def test_variances_become_work_items_once(db: SharedConnectionDatabase, te
     await w.span("B", date(2026, 1, 1))
     await w.pay_csv("member_id,month,amount\nA,2026-03,20.00\nB,2026-03,25.00\nX,2026-03,5.00\n")
     run = await w.run(MARCH)
-    n = await pmpm.open_variance_items(conn, tenant_id=tenant, run_id=run.run_id, actor="t")
+    n = await pmpm_items.open_variance_items(conn, tenant_id=tenant, run_id=run.run_id, actor="t")
     assert n == 2
     items = (
         await conn.execute(
@@ -351,7 +351,8 @@ async def test_variances_become_work_items_once(db: SharedConnectionDatabase, te
     # A re-run finds the same items: no duplicates in the queue.
     again = await w.run(MARCH)
     assert (
-        await pmpm.open_variance_items(conn, tenant_id=tenant, run_id=again.run_id, actor="t") == 2
+        await pmpm_items.open_variance_items(conn, tenant_id=tenant, run_id=again.run_id, actor="t")
+        == 2
     )
     lines1, lines2 = await w.lines(run.run_id), await w.lines(again.run_id)
     assert lines1["A"].work_item_id == lines2["A"].work_item_id is not None
@@ -461,7 +462,7 @@ async def test_close_day_runs_closes_and_adjusts_only_on_change(
     sid = await w.span("A", date(2026, 1, 1))
 
     async def close(today: date) -> list[pmpm.RunRef]:
-        return await pmpm.close_contract_month(
+        return await pmpm_close.close_contract_month(
             conn,
             tenant_id=tenant,
             contract_id=w.contract_id,
