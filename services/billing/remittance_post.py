@@ -42,69 +42,64 @@ same, sent in the same order on the one connection; only the waiting is shared.
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import uuid
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any
 
-import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.claim_repository import audit_heads, driver
-from services.billing.domain.adjustments import (
-    GroupCode,
-    RemitAdjustment,
-    RemitClaim,
-    RemitDecision,
-    RemitLine,
-    RemitOutcome,
-    decide_remit,
-)
-from services.billing.domain.claim_state import (
-    ClaimEvent,
-    ClaimStatus,
-    InvalidTransition,
-    transition,
-)
-from services.billing.domain.work_items import (
-    Route,
-    WorkItemCategory,
-    appeal_deadline,
-    category_for_denial,
-    priority,
-    recommend,
-)
+from services.billing.domain.adjustments import RemitDecision
+from services.billing.domain.claim_state import ClaimStatus
+from services.billing.domain.work_items import WorkItemCategory
 from services.billing.remittance_codes import db_code_tables
+from services.billing.remittance_decisions import (
+    _apply_outcome,
+    _decide_all,
+    _Decided,
+    _Decider,
+    _Planned,
+    _remit_claim,
+    _remit_date,
+)
+from services.billing.remittance_items import (
+    _Claim,
+    _claim_event_rows,
+    _copy_events,
+    _item,
+    _item_event_rows,
+    _resolve_items,
+    _write_items,
+)
+from services.billing.remittance_pipeline import SLICE, _overlap, gc_paused
+from services.billing.remittance_rows import (
+    _INSERT_PLB,
+    CHUNK,
+    _encode,
+    _json_list,
+    _Rows,
+    _units,
+    _write_rows,
+)
 from services.billing.work_queue import apply_overturn_rates, overturn_rates
-from shared.audit import GENESIS, event_hash
 from shared.clock import utc_now
 from shared.codes import DefaultAction
 from shared.x12.x835 import ClaimPayment, Remittance
 
-__all__ = ["CHUNK", "PostingResult", "gc_paused", "post_remittances"]
+__all__ = [
+    "CHUNK",
+    "PostingResult",
+    "_Decider",
+    "_overlap",
+    "_remit_claim",
+    "gc_paused",
+    "post_remittances",
+]
 
-#: Claims per COPY batch: bounds the rows held in memory and sent at once.
-CHUNK = 2000
-#: Claims built between two yields to the event loop while a statement is in flight: small
-#: enough that the statement's next round trip is not held up for long (about a millisecond).
-SLICE = 50
-
-_T = TypeVar("_T")
-
-_encode = msgspec.json.Encoder().encode
-_GROUPS = {g.value: g for g in GroupCode}
-_TARGET = {
-    RemitOutcome.PAID: (ClaimStatus.PAID, ClaimEvent.REMIT_PAID),
-    RemitOutcome.PATIENT_RESPONSIBILITY: (ClaimStatus.PAID, ClaimEvent.REMIT_PAID),
-    RemitOutcome.PARTIALLY_PAID: (ClaimStatus.PARTIALLY_PAID, ClaimEvent.REMIT_PARTIAL),
-    RemitOutcome.DENIED: (ClaimStatus.DENIED, ClaimEvent.REMIT_DENIED),
-}
 DEFAULT_APPEAL_WINDOW_DAYS = 120
 
 
@@ -116,44 +111,6 @@ class PostingResult:
     by_outcome: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Claim:
-    id: str
-    status: str
-    version: int
-    payer_id: str | None
-    tf_deadline: date | None
-    appeal_window: int
-    events: list[tuple[str, str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
-    icn: str | None = None
-    moved: bool = False
-    pending_reversal: int | None = None  # cents taken back and not yet re-adjudicated
-    paid_in_full: bool = False
-    appeal_result: str | None = None
-
-
-def _remit_claim(cp: ClaimPayment) -> RemitClaim:
-    def adj(a: Any) -> RemitAdjustment:
-        return RemitAdjustment(_GROUPS.get(a.group, GroupCode.OA), a.carc, a.amount)
-
-    return RemitClaim(
-        status_code=cp.status,
-        charge_cents=cp.charge,
-        paid_cents=cp.paid,
-        adjustments=tuple(adj(a) for a in cp.adjustments),
-        lines=tuple(
-            RemitLine(
-                ln.code,
-                ln.charge,
-                ln.paid,
-                tuple(adj(a) for a in ln.adjustments),
-                tuple(ln.remark_codes),
-            )
-            for ln in cp.lines
-        ),
-    )
-
-
 _LOOKUP_PRIOR = text(
     """
     SELECT DISTINCT ON (payer_icn) payer_icn, id::text AS id, claim_id::text AS claim_id
@@ -162,6 +119,8 @@ _LOOKUP_PRIOR = text(
     ORDER BY payer_icn, created_at DESC, seq DESC
     """
 )
+
+
 # Raw asyncpg ($n): 10,000 rows through SQLAlchemy's result layer cost more than the query.
 _LOCK_CLAIMS = """
 SELECT id::text AS id, patient_control_number AS pcn, status, version,
@@ -175,127 +134,6 @@ FOR UPDATE
 """
 
 
-def _json_list(values: Sequence[str], _cache: dict[tuple[str, ...], str] = {}) -> str:  # noqa: B006
-    """JSON text of a short list of codes (modifiers, remarks), memoised: mostly empty."""
-    key = tuple(values)
-    found = _cache.get(key)
-    if found is None:
-        found = _encode(list(key)).decode()
-        if len(_cache) < 4096:
-            _cache[key] = found
-    return found
-
-
-_PAY_COLS = {
-    "id": "uuid",
-    "tenant_id": "text",
-    "remittance_file_id": "uuid",
-    "seq": "int",
-    "claim_id": "uuid",
-    "patient_control_number": "text",
-    "status_code": "text",
-    "charge_cents": "bigint",
-    "paid_cents": "bigint",
-    "patient_resp_cents": "bigint",
-    "allowed_cents": "bigint",
-    "contractual_cents": "bigint",
-    "denied_cents": "bigint",
-    "payer_icn": "text",
-    "reverses_payment_id": "uuid",
-    "filing_indicator": "text",
-    "outcome": "text",
-    "remarks": "jsonb",
-    "payer_code": "text",
-    "remit_date": "date",
-}
-_LINE_COLS = {
-    "claim_payment_id": "uuid",
-    "seq": "smallint",
-    "line_no": "smallint",
-    "procedure_code": "text",
-    "modifiers": "jsonb",
-    "units": "int",
-    "charge_cents": "bigint",
-    "paid_cents": "bigint",
-    "allowed_cents": "bigint",
-    "patient_resp_cents": "bigint",
-    "service_date": "date",
-    "remarks": "jsonb",
-}
-_ADJ_COLS = {
-    "claim_payment_id": "uuid",
-    "line_seq": "smallint",
-    "group_code": "text",
-    "carc": "text",
-    "amount_cents": "bigint",
-    "quantity": "int",
-    "kind": "text",
-}
-_PLB_COLS = {
-    "tenant_id": "text",
-    "remittance_file_id": "uuid",
-    "provider_id": "text",
-    "fiscal_period": "date",
-    "reason_code": "text",
-    "reference": "text",
-    "amount_cents": "bigint",
-    "payer_code": "text",
-}
-_WI_COLS = {
-    "id": "uuid",
-    "tenant_id": "text",
-    "dedupe_key": "text",
-    "source": "text",
-    "category": "text",
-    "claim_id": "uuid",
-    "batch_id": "text",
-    "claim_payment_id": "uuid",
-    "payer_id": "uuid",
-    "summary": "text",
-    "reasons": "jsonb",
-    "primary_reason": "text",
-    "recommended_action": "text",
-    "recommendation": "text",
-    "route": "text",
-    "amount_cents": "bigint",
-    "timely_filing_deadline": "date",
-    "appeal_deadline": "date",
-    "no_appeal": "boolean",
-    "priority_score": "float8",
-    "past_due": "boolean",
-    "status": "text",
-}
-_EVENT_COLS = {
-    "tenant_id": "text",
-    "entity_type": "text",
-    "entity_id": "text",
-    "seq": "int",
-    "action": "text",
-    "actor": "text",
-    "request_id": "text",
-    "reason": "text",
-    "before": "jsonb",
-    "after": "jsonb",
-    "occurred_at": "timestamptz",
-    "prev_hash": "text",
-    "hash": "text",
-}
-
-
-def _cols(types: dict[str, str]) -> tuple[str, str]:
-    return ", ".join(types), ", ".join(f"{k} {v}" for k, v in types.items())
-
-
-def _insert_sql(table: str, types: dict[str, str], param: str) -> str:
-    names, defs = _cols(types)
-    return (
-        f"INSERT INTO {table} ({names}) "  # noqa: S608 - constants only
-        f"SELECT {names} FROM jsonb_to_recordset({param}::jsonb) AS r({defs})"
-    )
-
-
-_EV_NAMES, _EV_DEFS = _cols(_EVENT_COLS)
-_WI_NAMES, _WI_DEFS = _cols(_WI_COLS)
 _UPDATE_CLAIMS = """
 UPDATE billing.claims c
 SET status = r.status, status_reason = r.reason, payer_icn = coalesce(r.icn, c.payer_icn),
@@ -303,22 +141,8 @@ SET status = r.status, status_reason = r.reason, payer_icn = coalesce(r.icn, c.p
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS r(id, status, reason, icn)
 WHERE c.id = r.id
 """
-_INSERT_WORK_ITEMS = f"""
-INSERT INTO billing.work_items ({_WI_NAMES})
-SELECT {_WI_NAMES} FROM jsonb_to_recordset($1::jsonb) AS r({_WI_DEFS})
-ON CONFLICT (tenant_id, dedupe_key) DO NOTHING
-RETURNING id
-"""  # noqa: S608 - constants only
-_RESOLVE_ITEMS = text(
-    """
-    UPDATE billing.work_items
-    SET status = 'resolved', disposition = 'paid_on_remit', resolved_at = now(),
-        updated_at = now(), version = version + 1
-    WHERE tenant_id = :t AND claim_id = ANY(CAST(:ids AS uuid[])) AND status <> 'resolved'
-      AND source IN ('835', '835_reversal', '835_review')
-    RETURNING id::text AS id, claim_id::text AS claim_id
-    """
-)
+
+
 _DECIDE_APPEALS = text(
     """
     UPDATE billing.appeals a SET status = r.result, decided_on = :today
@@ -326,164 +150,6 @@ _DECIDE_APPEALS = text(
     WHERE a.tenant_id = :t AND a.claim_id = r.claim_id AND a.status = 'filed'
     """
 )
-
-
-def _units(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError, ArithmeticError):
-        return None
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC (restored afterwards) while tens of thousands of small acyclic
-    dicts and tuples are built: collections would rescan the whole parsed file each time and
-    find nothing. It spans awaits (the statements the rows overlap), so other tasks of the
-    process run without cyclic collection meanwhile: that only delays their collection."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-async def _overlap(statement: Awaitable[_T], work: Iterable[object]) -> _T:
-    """Await `statement` (database work on the posting's connection) while running `work`,
-    a generator of synchronous slices of row building that must not touch the connection.
-
-    PostgreSQL executes the statement on its own core meanwhile; between two slices the event
-    loop runs, so the statement's I/O (COPY data, the next statement of a sequence) goes on.
-    A failed statement stops the work and raises its error. When the work fails, the statement
-    is waited for (cancelled first if this task is being cancelled) before the error goes on,
-    so the caller's rollback finds the connection idle."""
-    task = asyncio.ensure_future(statement)
-    try:
-        for _ in work:
-            await asyncio.sleep(0)
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                break
-    except BaseException as exc:
-        if isinstance(exc, asyncio.CancelledError):
-            task.cancel()
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # retrieved: the work's error is the one that goes on
-        raise
-    return await task
-
-
-class _Decider:
-    """`decide_remit` memoised on everything it reads, plus the adjustment rows it implies.
-
-    The key is the claim's full adjudication content (CLP02, charge, paid, every CAS triple
-    and line with its remarks) and the lookup date, and the code tables are fixed for the
-    file, so a hit returns exactly what a fresh call would."""
-
-    __slots__ = ("carcs", "hits", "memo", "rarcs")
-
-    def __init__(self, carcs: Any, rarcs: Any) -> None:
-        self.carcs = carcs
-        self.rarcs = rarcs
-        self.memo: dict[Any, tuple[RemitDecision, list[tuple[Any, ...]]]] = {}
-        self.hits = 0
-
-    def __call__(self, cp: ClaimPayment, on: date) -> tuple[RemitDecision, list[tuple[Any, ...]]]:
-        key = (
-            cp.status,
-            cp.charge,
-            cp.paid,
-            tuple([(a.group, a.carc, a.amount) for a in cp.adjustments]),
-            tuple(
-                [
-                    (
-                        ln.code,
-                        ln.charge,
-                        ln.paid,
-                        tuple([(a.group, a.carc, a.amount) for a in ln.adjustments]),
-                        tuple(ln.remark_codes),
-                    )
-                    for ln in cp.lines
-                ]
-            ),
-            on,
-        )
-        found = self.memo.get(key)
-        if found is not None:
-            self.hits += 1
-            return found
-        decision = decide_remit(
-            _remit_claim(cp), on=on, carc_table=self.carcs, rarc_table=self.rarcs
-        )
-        adjustments = [
-            (
-                ci.line_index + 1 if ci.line_index is not None else None,
-                ci.adjustment.group.value,
-                ci.adjustment.carc[:5],
-                ci.adjustment.amount_cents,
-                None,
-                ci.kind.value,
-            )
-            for ci in decision.adjustments
-        ]
-        self.memo[key] = (decision, adjustments)
-        return decision, adjustments
-
-
-_Decided = tuple[RemitDecision, list[tuple[Any, ...]]]
-_Planned = tuple[tuple[Remittance, ClaimPayment], _Decided]
-
-
-def _remit_date(remit: Remittance, today: date) -> date:
-    return remit.production_date or remit.payment_date or today
-
-
-def _decide_all(
-    decide: _Decider,
-    flat: Sequence[tuple[Remittance, ClaimPayment]],
-    today: date,
-    out: list[_Decided],
-) -> Iterator[None]:
-    """Append the decision of every CLP to `out`, yielding every `SLICE` CLPs."""
-    for n, (remit, cp) in enumerate(flat, start=1):
-        out.append(decide(cp, _remit_date(remit, today)))
-        if n % SLICE == 0:
-            yield
-
-
-@dataclass(slots=True)
-class _Rows:
-    """COPY records for one chunk, in the column order of `_COPY_COLUMNS`."""
-
-    payments: list[tuple[Any, ...]] = field(default_factory=list)
-    lines: list[tuple[Any, ...]] = field(default_factory=list)
-    adjustments: list[tuple[Any, ...]] = field(default_factory=list)
-
-
-_COPY_COLUMNS = {
-    "claim_payments": list(_PAY_COLS),
-    "line_payments": list(_LINE_COLS),
-    "remit_adjustments": list(_ADJ_COLS),
-}
-
-
-async def _copy(
-    drv: Any, table: str, records: list[tuple[Any, ...]], columns: list[str], schema: str
-) -> None:
-    if records:
-        await drv.copy_records_to_table(table, schema_name=schema, columns=columns, records=records)
-
-
-async def _write_rows(drv: Any, rows: _Rows) -> None:
-    # Parents first: the lines' and adjustments' foreign keys are checked row by row.
-    for table, records in (
-        ("claim_payments", rows.payments),
-        ("line_payments", rows.lines),
-        ("remit_adjustments", rows.adjustments),
-    ):
-        await _copy(drv, table, records, _COPY_COLUMNS[table], "billing")
 
 
 async def post_remittances(
@@ -647,7 +313,6 @@ async def post_remittances(
     return result
 
 
-_INSERT_PLB = _insert_sql("billing.provider_adjustments", _PLB_COLS, "$1")
 _UNMATCHED_TEXT = (
     "The payer adjudicated a claim number we do not know: find the claim "
     "(typo, another tenant, a claim sent outside this service) and post it."
@@ -809,354 +474,3 @@ class _Posting:
         _apply_outcome(
             claim, cp, decision, pay_id, file_id, tenant_id, self.items, remit_date, today
         )
-
-
-def _apply_outcome(
-    claim: _Claim,
-    cp: ClaimPayment,
-    decision: RemitDecision,
-    pay_id: str,
-    file_id: str,
-    tenant_id: str,
-    items: list[dict[str, Any]],
-    remit_date: date,
-    today: date,
-) -> None:
-    if cp.payer_icn:
-        claim.icn = cp.payer_icn[:50]
-    facts = {
-        "payment_id": pay_id,
-        "file_id": file_id,
-        "outcome": decision.outcome.value,
-        "paid_cents": decision.paid_cents,
-        "denied_cents": decision.denied_cents,
-        "contractual_cents": decision.contractual_cents,
-        "patient_responsibility_cents": decision.patient_responsibility_cents,
-        "payer_icn": cp.payer_icn,
-    }
-    target = _TARGET.get(decision.outcome)
-    if target is None:  # needs review: nothing explains the (non-)payment
-        claim.events.append(("claim.remit_posted", "835 needs review", {}, facts))
-        items.append(
-            _item(
-                tenant_id,
-                source="835_review",
-                category=WorkItemCategory.OTHER,
-                action=DefaultAction.CHECK_STATUS.value,
-                text="The remittance neither pays nor explains the claim: check its status.",
-                claim=claim,
-                batch=None,
-                payment=pay_id,
-                amount=max(cp.charge - cp.paid, 0),
-                reasons=[{"code": "NEEDS_REVIEW", "clp02": cp.status}],
-                summary=f"835 outcome needs review (CLP02 {cp.status})",
-                today=today,
-            )
-        )
-        return
-    status, event = target
-    before = claim.status
-    if before != status.value:
-        try:
-            move = transition(
-                ClaimStatus(before),
-                status,
-                reason=f"835 {decision.outcome.value} (ICN {cp.payer_icn or '-'})",
-                event=event,
-            )
-        except InvalidTransition as exc:
-            claim.events.append(("claim.remit_posted", str(exc)[:500], {}, facts))
-            items.append(
-                _item(
-                    tenant_id,
-                    source="835_review",
-                    category=WorkItemCategory.OTHER,
-                    action=DefaultAction.CHECK_STATUS.value,
-                    text=f"An 835 adjudicated a claim that is {before}: review the posting.",
-                    claim=claim,
-                    batch=None,
-                    payment=pay_id,
-                    amount=decision.denied_cents or max(cp.charge - cp.paid, 0),
-                    reasons=[{"code": "STATE_CONFLICT", "status": before}],
-                    summary=f"835 {decision.outcome.value} on a {before} claim",
-                    today=today,
-                )
-            )
-            return
-        claim.status = move.target.value
-        claim.moved = True
-        claim.events.append(
-            (
-                f"claim.{move.event.value}",
-                move.reason,
-                {"status": before},
-                {**facts, "status": claim.status},
-            )
-        )
-    else:
-        claim.moved = True  # same status; the ICN and the event still change
-        claim.events.append(
-            (
-                "claim.remit_posted",
-                f"835 {decision.outcome.value}",
-                {"status": before},
-                {**facts, "status": before},
-            )
-        )
-    if before == ClaimStatus.APPEALED.value:
-        claim.appeal_result = "lost" if status is ClaimStatus.DENIED else "won"
-    claim.paid_in_full = status is ClaimStatus.PAID
-    denial = decision.denial
-    if denial is None or decision.denied_cents <= 0:
-        return
-    category = category_for_denial(denial.category)
-    appeal_by = appeal_deadline(remit_date, claim.appeal_window)
-    rec = recommend(
-        category,
-        denial.action,
-        appeal_deadline_passed=appeal_by < today,
-        no_appeal=denial.no_appeal,
-    )
-    items.append(
-        _item(
-            tenant_id,
-            source="835",
-            category=category,
-            action=rec.action.value,
-            text=rec.text,
-            route=rec.route,
-            claim=claim,
-            batch=None,
-            payment=pay_id,
-            amount=decision.denied_cents,
-            reasons=[
-                {
-                    "code": f"{denial.group.value}-{denial.carc}",
-                    "group": denial.group.value,
-                    "carc": denial.carc,
-                    "description": denial.description,
-                    "remarks": list(denial.remark_codes),
-                    "payer_icn": cp.payer_icn,
-                }
-            ],
-            summary=(
-                f"{decision.outcome.value.replace('_', ' ')}: {denial.group.value}-{denial.carc} "
-                f"{denial.description}"
-            )[:500],
-            appeal_by=appeal_by,
-            no_appeal=denial.no_appeal,
-            today=today,
-        )
-    )
-
-
-def _item(
-    tenant_id: str,
-    *,
-    source: str,
-    category: WorkItemCategory,
-    action: str,
-    text: str,
-    claim: _Claim | None,
-    batch: str | None,
-    payment: str | None,
-    amount: int,
-    reasons: list[dict[str, Any]],
-    summary: str,
-    today: date,
-    route: Route = Route.BILLING_STAFF,
-    appeal_by: date | None = None,
-    no_appeal: bool = False,
-) -> dict[str, Any]:
-    tf = claim.tf_deadline if claim else None
-    pr = priority(amount, [tf, appeal_by], today)
-    code = str(reasons[0].get("code", "")) if reasons else ""
-    claim_id = claim.id if claim else None
-    return {
-        "id": str(uuid.uuid4()),
-        "tenant_id": tenant_id,
-        "dedupe_key": f"{source}|{claim_id or ''}|{batch or ''}|{code}"[:300],
-        "source": source,
-        "category": category.value,
-        "claim_id": claim_id,
-        "batch_id": batch,
-        "claim_payment_id": payment,
-        "payer_id": claim.payer_id if claim else None,
-        "summary": summary,
-        "reasons": reasons,
-        "primary_reason": code[:20],
-        "recommended_action": action,
-        "recommendation": text,
-        "route": route.value,
-        "amount_cents": amount,
-        "timely_filing_deadline": tf.isoformat() if tf else None,
-        "appeal_deadline": appeal_by.isoformat() if appeal_by else None,
-        "no_appeal": no_appeal,
-        "priority_score": round(pr.score, 6),
-        "past_due": pr.past_due,
-        "status": "open",
-    }
-
-
-_EVENT_COPY_COLUMNS = list(_EVENT_COLS)
-
-
-def _event_rows(
-    heads: dict[str, tuple[int, str]],
-    tenant_id: str,
-    entity_type: str,
-    entity_id: str,
-    events: Sequence[tuple[str, str | None, Any, Any]],
-    actor: str,
-    request_id: str | None,
-    at: datetime,
-    out: list[tuple[Any, ...]],
-) -> None:
-    """Append COPY records (columns of `_EVENT_COLS`) for one entity's new events.
-
-    `before` / `after` here are JSON-native (str keys; str, int, bool, None, lists, dicts),
-    so decoding their JSON gives them back unchanged: hashing them directly is hashing what
-    PostgreSQL will return, which `shared.audit.verify_chain` recomputes."""
-    seq, prev = heads.get(entity_id, (0, GENESIS))
-    for action, reason, before, after in events:
-        seq += 1
-        digest = event_hash(
-            prev_hash=prev,
-            tenant_id=tenant_id,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            seq=seq,
-            action=action,
-            actor=actor,
-            request_id=request_id,
-            reason=reason,
-            before=before,
-            after=after,
-            occurred_at=at,
-        )
-        out.append(
-            (
-                tenant_id,
-                entity_type,
-                entity_id,
-                seq,
-                action,
-                actor,
-                request_id,
-                reason,
-                _encode(before).decode() if before is not None else None,
-                _encode(after).decode() if after is not None else None,
-                at,
-                prev,
-                digest,
-            )
-        )
-        prev = digest
-
-
-async def _copy_events(drv: Any, events: list[tuple[Any, ...]]) -> None:
-    for i in range(0, len(events), CHUNK):
-        await _copy(drv, "events", events[i : i + CHUNK], _EVENT_COPY_COLUMNS, "audit")
-
-
-def _claim_event_rows(
-    heads: dict[str, tuple[int, str]],
-    tenant_id: str,
-    touched: list[_Claim],
-    actor: str,
-    request_id: str | None,
-    at: datetime,
-    out: list[tuple[Any, ...]],
-) -> Iterator[None]:
-    """COPY records of the claims' new events, yielding every `SLICE` claims."""
-    for n, c in enumerate(touched, start=1):
-        _event_rows(heads, tenant_id, "claim", c.id, c.events, actor, request_id, at, out)
-        if n % SLICE == 0:
-            yield
-
-
-_ITEM_AUDIT_KEYS = (
-    "source",
-    "category",
-    "claim_id",
-    "batch_id",
-    "amount_cents",
-    "recommended_action",
-    "primary_reason",
-    "status",
-    "timely_filing_deadline",
-    "appeal_deadline",
-)
-
-
-def _item_event_rows(
-    tenant_id: str,
-    items: list[dict[str, Any]],
-    actor: str,
-    request_id: str | None,
-    at: datetime,
-    out: list[tuple[Any, ...]],
-) -> Iterator[None]:
-    """COPY records of the "opened" event of every new work item, yielding every `SLICE`."""
-    for n, it in enumerate(items, start=1):
-        after = {k: it[k] for k in _ITEM_AUDIT_KEYS}
-        _event_rows(
-            {},
-            tenant_id,
-            "work_item",
-            it["id"],
-            [("work_item.opened", None, None, after)],
-            actor,
-            request_id,
-            at,
-            out,
-        )
-        if n % SLICE == 0:
-            yield
-
-
-async def _write_items(drv: Any, items: list[dict[str, Any]], events: list[tuple[Any, ...]]) -> int:
-    if not items:
-        return 0
-    # ON CONFLICT: an item already open for the same problem (dedupe key) is kept, and only
-    # the items actually inserted get their "opened" event.
-    inserted = await drv.fetch(_INSERT_WORK_ITEMS, _encode(items).decode())
-    ids = {str(r["id"]) for r in inserted}
-    await _copy_events(drv, [e for e in events if e[2] in ids])
-    return len(ids)
-
-
-async def _resolve_items(
-    conn: AsyncConnection,
-    drv: Any,
-    tenant_id: str,
-    claim_ids: list[str],
-    actor: str,
-    request_id: str | None,
-    at: datetime,
-) -> None:
-    rows = list(await conn.execute(_RESOLVE_ITEMS, {"t": tenant_id, "ids": claim_ids}))
-    if not rows:
-        return
-    heads = await audit_heads(conn, "work_item", [(tenant_id, r.id) for r in rows])
-    events: list[tuple[Any, ...]] = []
-    for r in rows:
-        _event_rows(
-            heads,
-            tenant_id,
-            "work_item",
-            r.id,
-            [
-                (
-                    "work_item.resolved",
-                    "the claim was paid on an 835",
-                    None,
-                    {"status": "resolved", "disposition": "paid_on_remit"},
-                )
-            ],
-            actor,
-            request_id,
-            at,
-            events,
-        )
-    await _copy_events(drv, events)

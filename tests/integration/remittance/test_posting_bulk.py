@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from services.billing import remittance_post
+from services.billing import remittance_items, remittance_post
 from services.billing.domain.adjustments import decide_remit
 from services.billing.remittance_codes import db_code_tables
 from services.billing.remittance_post import _Decider, _remit_claim
@@ -68,7 +68,8 @@ async def _ledger(db: Database, tenant: str) -> list[Any]:
 async def test_chunked_posting_is_complete_and_its_audit_chains_verify(
     db: Database, tenant: str, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(remittance_post, "CHUNK", chunk)
+    for module in (remittance_post, remittance_items):  # every module that looks CHUNK up
+        monkeypatch.setattr(module, "CHUNK", chunk)
     ids = await submitted_claims(db, tenant, 20)
     sim = simulator(seed=5, deny_rate=0.4, patient_responsibility_rate=0.3)
     expected: dict[str, Any] = {}

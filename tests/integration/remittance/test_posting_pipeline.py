@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.billing import remittance_post
+from services.billing import remittance_decisions, remittance_items, remittance_post
 from shared.uow import Database
 from tests.integration.remittance.helpers import (
     file_837,
@@ -23,6 +23,14 @@ from tests.integration.remittance.helpers import (
 from tests.integration.remittance.test_posting import ingest
 
 N = 12
+
+
+def _small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """3-claim chunks built one claim per slice, patched in every module that looks them up."""
+    for module in (remittance_post, remittance_items):
+        monkeypatch.setattr(module, "CHUNK", 3)
+    for module in (remittance_post, remittance_decisions, remittance_items):
+        monkeypatch.setattr(module, "SLICE", 1)
 
 
 async def _file(db: Database, tenant: str) -> str:
@@ -75,8 +83,7 @@ async def test_failed_row_building_while_a_chunk_is_copied_applies_nothing(
     db: Database, tenant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = await _file(db, tenant)
-    monkeypatch.setattr(remittance_post, "CHUNK", 3)
-    monkeypatch.setattr(remittance_post, "SLICE", 1)
+    _small_chunks(monkeypatch)
     real = remittance_post._Posting.claim
     calls = 0
 
@@ -100,8 +107,7 @@ async def test_a_failed_copy_stops_the_building_and_applies_nothing(
     db: Database, tenant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = await _file(db, tenant)
-    monkeypatch.setattr(remittance_post, "CHUNK", 3)
-    monkeypatch.setattr(remittance_post, "SLICE", 1)
+    _small_chunks(monkeypatch)
     real_write = remittance_post._write_rows
     real_claim = remittance_post._Posting.claim
     writes = built = 0
