@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 
 import asyncpg
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -26,6 +28,29 @@ def _fresh_db(server_url: str, name: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def scratch_db(server_database_url: str, testrun_uid: str) -> Iterator[Callable[[str], str]]:
+    """Fresh databases for a test, dropped afterwards (shared servers keep no leftovers)."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}_{testrun_uid[:8]}"
+        made.append(name)
+        return _fresh_db(server_database_url, name)
+
+    yield make
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(server_database_url))
+        try:
+            for name in made:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 def _diff(url: str) -> list[object]:
@@ -62,9 +87,9 @@ def _diff(url: str) -> list[object]:
 
 
 def test_upgrade_matches_models_and_downgrade_works(
-    server_database_url: str, testrun_uid: str
+    scratch_db: Callable[[str], str],
 ) -> None:
-    url = _fresh_db(server_database_url, f"mtm_migrations_{testrun_uid[:8]}")
+    url = scratch_db("mtm_migrations")
     migrate.upgrade(url)
     assert _diff(url) == []
     migrate.downgrade(url, "base")
@@ -85,10 +110,10 @@ def test_upgrade_matches_models_and_downgrade_works(
     assert _diff(url) == []
 
 
-def test_pmpm_lines_move_into_chunks_and_back(server_database_url: str, testrun_uid: str) -> None:
+def test_pmpm_lines_move_into_chunks_and_back(scratch_db: Callable[[str], str]) -> None:
     """Lines written before the compact storage read the same through the view (work items
     included), and come back as rows on the way down."""
-    url = _fresh_db(server_database_url, f"mtm_migr_chunks_{testrun_uid[:8]}")
+    url = scratch_db("mtm_migr_chunks")
     migrate.upgrade(url, "20261127_bill_other")
     run, item = "6c0a3f3e-0000-4000-8000-000000000001", "6c0a3f3e-0000-4000-8000-0000000000aa"
     cols = (
