@@ -189,13 +189,15 @@ SELECT run_id, CAST((hashtext(member_id) & 2147483647) % CAST(:buckets AS int) A
        CAST(count(*) AS int) AS lines, CAST(max(dim) AS smallint) AS days_in_month,
        -- The hash covers each line's result (not its comparison with the closed run), so two
        -- runs with equal hashes reconciled to the same lines.
-       CASE WHEN CAST(:with_hash AS boolean)
-            THEN sum(hash_record_extended(ROW(member_id, patient_id, patient_ref, on_roster,
-                 tier, rate_cents, enrolled_days, dim, expected_cents, recorded_late, minutes,
-                 interventions, activity_met, monthly_code, addon_code, addon_units,
-                 charge_cents, received_cents, payment_count, recouped_cents, paid_tier,
-                 classification, received_cents - expected_cents), 0))
-       END AS hash_sum,
+       -- (The flag is inside the aggregate: an aggregate under a CASE is computed for every
+       -- row whatever the CASE decides.)
+       sum(CASE WHEN CAST(:with_hash AS boolean)
+                THEN hash_record_extended(ROW(member_id, patient_id, patient_ref, on_roster,
+                     tier, rate_cents, enrolled_days, dim, expected_cents, recorded_late,
+                     minutes, interventions, activity_met, monthly_code, addon_code,
+                     addon_units, charge_cents, received_cents, payment_count, recouped_cents,
+                     paid_tier, classification, received_cents - expected_cents), 0)
+           END) AS hash_sum,
        CAST(:owner_xid AS bigint) AS owner_xid,
        __ARRAYS__
 FROM l
