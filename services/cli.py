@@ -140,10 +140,6 @@ def cmd_apikey_create(args: argparse.Namespace) -> None:
     )
 
 
-# How long `dev`/`demo` wait at shutdown for jobs in flight.
-JOB_DRAIN_SECONDS = 60.0
-
-
 async def run_api_and_worker(
     settings: Settings, *, on_ready: Any = None, handle_signals: bool = True
 ) -> None:
@@ -153,7 +149,7 @@ async def run_api_and_worker(
     from arq.worker import Worker
 
     from services.app import create_app
-    from services.worker import build_worker_settings
+    from services.worker import build_worker_settings, stop_worker
 
     server = _uvicorn_server(create_app(settings), settings)
     kwargs = build_worker_settings(settings)
@@ -174,26 +170,7 @@ async def run_api_and_worker(
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({api_task, worker_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
-    # Stop taking jobs, let the ones in flight finish (they would be cancelled and retried
-    # otherwise), then close the worker.
-    worker_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await worker_task
-    running = [t for t in worker.tasks.values() if not t.done()]
-    if running:
-        await asyncio.wait(running, timeout=JOB_DRAIN_SECONDS)
-    try:
-        await worker.close()
-    except (asyncio.CancelledError, Exception):
-        # A job still running after the wait was cancelled by close() (or one ended with an
-        # error) before close() disposed of the database and Redis: close again without the
-        # jobs. Only a cancellation of this task itself goes on.
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-        worker.tasks.clear()
-        with contextlib.suppress(Exception):
-            await worker.close()
+    await stop_worker(worker, worker_task)
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await api_task
 

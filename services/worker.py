@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from services.billing import pmpm_tasks, remittance_tasks, submission_tasks
@@ -37,3 +39,32 @@ def __getattr__(name: str) -> Any:
     if name == "WorkerSettings":
         return make_worker_settings_class(Settings.from_env())
     raise AttributeError(name)
+
+
+# How long a stopping worker waits for the jobs in flight.
+JOB_DRAIN_SECONDS = 60.0
+
+
+async def stop_worker(
+    worker: Any, worker_task: asyncio.Task[Any], drain_seconds: float = JOB_DRAIN_SECONDS
+) -> None:
+    """Stop an arq worker run as `worker_task` (`Worker.async_run()`): stop taking jobs, let
+    the ones in flight finish (arq's close() would cancel them, and they would be retried),
+    then close it. If a job outlives the wait, close() cancels it before disposing of the
+    database and Redis: close again without the jobs. Only a cancellation of the caller
+    itself goes on."""
+    worker_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await worker_task
+    running = [t for t in worker.tasks.values() if not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=drain_seconds)
+    try:
+        await worker.close()
+    except (asyncio.CancelledError, Exception):
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        worker.tasks.clear()
+        with contextlib.suppress(Exception):
+            await worker.close()

@@ -16,7 +16,7 @@ from arq.worker import Worker
 from sqlalchemy import text
 
 from services.app import create_app
-from services.worker import build_worker_settings
+from services.worker import build_worker_settings, stop_worker
 from shared.config import Settings
 from shared.jobs import ArqQueue, sweep_outbox
 from shared.uow import Database
@@ -88,9 +88,7 @@ async def _work_until_done(
             while "received" in set((await _states(database, ids)).values()):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await worker.close()
+        await stop_worker(worker, task, drain_seconds=10)
 
 
 async def _sweep(settings: Settings, database: Database, redis: Any) -> int:
