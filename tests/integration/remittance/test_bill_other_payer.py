@@ -141,28 +141,30 @@ async def _submit_and_deny(
     return item
 
 
+async def _set_spans(
+    client: Any, keys: Keys, s: dict[str, Any], a: dict[str, Any], b: dict[str, Any]
+) -> None:
+    """New versions of the patient's spans with payer A and B (`a` / `b`: the fields that
+    change, e.g. priority or effective_to)."""
+    for span, contract_id, member_id, change in (
+        (s["span_a"], s["span_a"]["contract_id"], "A-0001", a),
+        (s["span_b"], s["contract_b"]["id"], "B-0002", b),
+    ):
+        await add_span(
+            client,
+            keys,
+            s["patient"]["id"],
+            span_id=span["span_id"],
+            contract_id=contract_id,
+            member_id=member_id,
+            effective_from="2025-01-01",
+            **change,
+        )
+
+
 async def _make_b_primary(client: Any, keys: Keys, s: dict[str, Any]) -> None:
     """The biller's COB fix in coverage: A's span becomes secondary, B's primary."""
-    await add_span(
-        client,
-        keys,
-        s["patient"]["id"],
-        span_id=s["span_a"]["span_id"],
-        contract_id=s["span_a"]["contract_id"],
-        member_id="A-0001",
-        effective_from="2025-01-01",
-        priority="secondary",
-    )
-    await add_span(
-        client,
-        keys,
-        s["patient"]["id"],
-        span_id=s["span_b"]["span_id"],
-        contract_id=s["contract_b"]["id"],
-        member_id="B-0002",
-        effective_from="2025-01-01",
-        priority="primary",
-    )
+    await _set_spans(client, keys, s, {"priority": "secondary"}, {"priority": "primary"})
 
 
 async def _bill(client: Any, keys: Keys, item_id: str, **body: Any) -> Any:
@@ -313,26 +315,12 @@ async def test_refusals_change_nothing(
     assert await _state(db, tenant, cid, iid) == before
 
     # not eligible with anyone on the DOS: A ends before it, B never covered it
-    await add_span(
+    await _set_spans(
         client,
         keys,
-        s["patient"]["id"],
-        span_id=s["span_a"]["span_id"],
-        contract_id=s["span_a"]["contract_id"],
-        member_id="A-0001",
-        effective_from="2025-01-01",
-        effective_to="2026-10-31",
-    )
-    await add_span(
-        client,
-        keys,
-        s["patient"]["id"],
-        span_id=s["span_b"]["span_id"],
-        contract_id=s["contract_b"]["id"],
-        member_id="B-0002",
-        effective_from="2025-01-01",
-        effective_to="2026-06-30",
-        priority="secondary",
+        s,
+        {"effective_to": "2026-10-31"},
+        {"effective_to": "2026-06-30", "priority": "secondary"},
     )
     after_cov = await _state(db, tenant, cid, iid)  # coverage writes audit events of its own
     resp = await _bill(client, keys, iid, payer_id=s["b"]["id"])
