@@ -50,9 +50,6 @@ from shared.logging import get_logger
 
 log = get_logger("billing.pmpm")
 
-#: Day of the month the cron closes the previous month. Setting: MTM_PMPM_CLOSE_DAY
-#: (`Settings.pmpm_close_day`, 1-28); this default applies until the setting exists.
-PMPM_CLOSE_DAY_DEFAULT = 5
 ENTITY = "pmpm_run"
 
 

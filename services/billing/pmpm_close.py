@@ -4,7 +4,6 @@ when something changed, billing member-months that became billable since)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
@@ -20,13 +19,6 @@ from services.billing.pmpm import (
     load_contract,
 )
 from services.billing.tables_pmpm import pmpm_month_locks
-
-
-@dataclass(frozen=True, slots=True)
-class CloseResult:
-    contracts: int
-    runs: list[tuple[str, RunRef]]  # (tenant, run)
-    failed: int
 
 
 async def locked_periods(

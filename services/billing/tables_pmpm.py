@@ -160,7 +160,8 @@ pmpm_line_items = Table(
     schema="billing",
 )
 
-# A VIEW (created by the migrations; `is_view` keeps it out of Alembic's table comparison):
+# A VIEW (its definition: migrations/versions/20261127_230000_pmpm_chunks.py; `is_view` keeps
+# it out of Alembic's table comparison):
 # one row per line, with the line's work item and its variance.
 pmpm_lines = Table(
     "pmpm_lines",
@@ -196,26 +197,6 @@ pmpm_lines = Table(
     Column("work_item_id", UUID(as_uuid=False)),
     schema="billing",
     info={"is_view": True},
-)
-
-# The view's definition (used by the migration that creates it).
-LINES_VIEW_SQL = (
-    "CREATE VIEW billing.pmpm_lines AS\n"
-    "SELECT c.run_id, u.member_id, u.patient_id, u.patient_ref, u.on_roster, u.tier,\n"
-    "       u.rate_cents, u.enrolled_days, c.days_in_month, u.expected_cents, u.recorded_late,\n"
-    "       u.minutes, u.interventions, u.activity_met, u.monthly_code, u.addon_code,\n"
-    "       u.addon_units, u.charge_cents, u.received_cents, u.payment_count, u.recouped_cents,\n"
-    "       u.paid_tier, u.classification, u.received_cents - u.expected_cents AS variance_cents,\n"
-    "       u.prior_classification, u.prior_expected_cents, u.prior_received_cents, u.change,\n"
-    "       i.work_item_id\n"
-    "FROM billing.pmpm_line_chunks c\n"
-    "CROSS JOIN LATERAL unnest("
-    + ", ".join(f"c.{n}" for n in LINE_ARRAY_NAMES)
-    + ")\n    AS u("
-    + ", ".join(LINE_ARRAY_NAMES)
-    + ")\n"
-    "LEFT JOIN billing.pmpm_line_items i ON i.run_id = c.run_id AND i.member_id = u.member_id\n"
-    "    AND i.patient_key = COALESCE(CAST(u.patient_id AS text), '')"
 )
 
 

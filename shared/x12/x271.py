@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from shared.money import AmountError, Cents, format_x12_amount, parse_x12_amount
+from shared.x12.dates import format_d8, parse_d8
 from shared.x12.envelope import ControlNumbers, EnvelopeWriter, Parties
 from shared.x12.tokenizer import (
     Delimiters,
@@ -143,20 +144,14 @@ def _opt(seg: list[str], pos: int) -> str:
     return seg[pos] if len(seg) > pos else ""
 
 
-def _date(text: str) -> date:
-    if len(text) != 8 or not text.isdecimal() or not text.isascii():
-        raise ValueError(f"not a CCYYMMDD date: {text!r}")
-    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-
-
 def _range(fmt: str, value: str) -> DateRange:
     if fmt == "D8":
-        return DateRange(_date(value))
+        return DateRange(parse_d8(value))
     if fmt == "RD8":
         start, sep, end = value.partition("-")
         if not sep:
             raise ValueError(f"RD8 needs CCYYMMDD-CCYYMMDD, got {value!r}")
-        begin, finish = _date(start), _date(end)
+        begin, finish = parse_d8(start), parse_d8(end)
         if finish < begin:
             raise ValueError(f"RD8 range ends before it begins: {value!r}")
         return DateRange(begin, finish)
@@ -255,7 +250,7 @@ def _parse_transaction(tset: TransactionSet, version: str, repetition: str) -> E
                 continue
             elif sid == "BHT":
                 resp.reference = _opt(seg, 3)
-                resp.created = _date(seg[4]) if _opt(seg, 4) else None
+                resp.created = parse_d8(seg[4]) if _opt(seg, 4) else None
             elif sid == "NM1":
                 if level == "20":
                     resp.payer_name, resp.payer_id = _opt(seg, 3), _opt(seg, 9)
@@ -291,7 +286,7 @@ def _parse_transaction(tset: TransactionSet, version: str, repetition: str) -> E
                 if _opt(seg, 2):
                     if seg[1] != "D8":
                         raise ValueError(f"DMG01 must be D8, got {seg[1]!r}")
-                    member.birth_date = _date(seg[2])
+                    member.birth_date = parse_d8(seg[2])
                 member.sex = _opt(seg, 3)
             elif sid == "TRN":
                 member.traces.append(Trace(seg[1], seg[2], seg[3]))
@@ -317,16 +312,12 @@ def parse_271(data: str | bytes) -> list[EligibilityResponse]:
 _SENTINEL = "\x01"  # stands in for EB03 while the writer checks the other elements
 
 
-def _d8(value: date) -> str:
-    return value.strftime("%Y%m%d")
-
-
 def _write_dates(w: X12Writer, dates: Mapping[str, DateRange]) -> None:
     for qual, rng in dates.items():
         if rng.end is None:
-            w.seg("DTP", qual, "D8", _d8(rng.begin))
+            w.seg("DTP", qual, "D8", format_d8(rng.begin))
         else:
-            w.seg("DTP", qual, "RD8", f"{_d8(rng.begin)}-{_d8(rng.end)}")
+            w.seg("DTP", qual, "RD8", f"{format_d8(rng.begin)}-{format_d8(rng.end)}")
 
 
 def _plan_dates(begin: date | None, end: date | None) -> dict[str, DateRange]:
@@ -386,7 +377,7 @@ def _write_member(w: X12Writer, member: SubscriberEligibility) -> None:
     )
     _write_errors(w, member.errors)
     if member.birth_date is not None:
-        w.seg("DMG", "D8", _d8(member.birth_date), member.sex)
+        w.seg("DMG", "D8", format_d8(member.birth_date), member.sex)
     _write_dates(w, member.dates or _plan_dates(member.plan_begin, member.plan_end))
     for benefit in member.benefits:
         _write_benefit(w, benefit, member)
@@ -403,7 +394,7 @@ def _write_response(w: X12Writer, resp: EligibilityResponse, created_at: datetim
         "0022",
         "11",
         resp.reference,
-        _d8(resp.created or created_at.date()),
+        format_d8(resp.created or created_at.date()),
         created_at.strftime("%H%M"),
     )
     w.seg("HL", "1", None, "20", "1")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from shared.money import AmountError, Cents, format_x12_amount, parse_x12_amount
+from shared.x12.dates import format_d8, parse_d8
 from shared.x12.envelope import ControlNumbers, EnvelopeWriter, Parties
 from shared.x12.tokenizer import Delimiters, X12SyntaxError, iter_transactions, tokenize
 from shared.x12.writer import DEFAULT_DELIMITERS, X12Writer
@@ -101,11 +102,9 @@ def _el(seg: Sequence[str], pos: int) -> str:
 
 def _d8(text: str, where: str) -> date:
     try:
-        if len(text) != 8 or not text.isdigit():
-            raise ValueError(text)
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+        return parse_d8(text)
     except ValueError as exc:
-        raise X12SyntaxError(f"{where}: not a CCYYMMDD date: {text!r}") from exc
+        raise X12SyntaxError(f"{where}: {exc}") from exc
 
 
 def _amount(text: str, where: str) -> Cents:
@@ -221,10 +220,6 @@ def parse_820(data: str | bytes) -> list[Premium820]:
 # --------------------------------------------------------------------------- building
 
 
-def _ymd(value: date) -> str:
-    return value.strftime("%Y%m%d")
-
-
 def build_820(
     payments: Sequence[Premium820],
     *,
@@ -263,7 +258,7 @@ def build_820(
             None,
             None,
             None,
-            _ymd(p.payment_date or created_at.date()),
+            format_d8(p.payment_date or created_at.date()),
         )
         w.seg("TRN", "3", p.trace_number, payer_id)
         w.seg("N1", "PE", p.payee_name, "FI" if payee_id else None, payee_id or None)
@@ -284,9 +279,9 @@ def build_820(
                 )
                 if r.period_begin is not None:
                     if r.period_end is None:
-                        w.seg("DTM", "582", None, None, None, "D8", _ymd(r.period_begin))
+                        w.seg("DTM", "582", None, None, None, "D8", format_d8(r.period_begin))
                     else:
-                        rng = f"{_ymd(r.period_begin)}-{_ymd(r.period_end)}"
+                        rng = f"{format_d8(r.period_begin)}-{format_d8(r.period_end)}"
                         w.seg("DTM", "582", None, None, None, "RD8", rng)
                 for adj in r.adjustments:
                     w.seg("ADX", format_x12_amount(adj.amount), adj.reason)

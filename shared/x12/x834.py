@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from shared.x12.dates import format_d8, parse_d8
 from shared.x12.envelope import ControlNumbers, EnvelopeWriter, Parties
 from shared.x12.tokenizer import (
     Delimiters,
@@ -128,19 +129,13 @@ def _opt(seg: list[str], pos: int) -> str:
     return seg[pos] if len(seg) > pos else ""
 
 
-def _date(text: str) -> date:
-    if len(text) != 8 or not text.isdecimal() or not text.isascii():
-        raise ValueError(f"not a CCYYMMDD date: {text!r}")
-    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-
-
 def _dtp(seg: list[str]) -> tuple[date, date | None]:
     fmt, value = seg[2], seg[3]
     if fmt == "D8":
-        return _date(value), None
+        return parse_d8(value), None
     if fmt == "RD8":
         start, _, end = value.partition("-")
-        return _date(start), _date(end)
+        return parse_d8(start), parse_d8(end)
     raise ValueError(f"unsupported date format {fmt!r}")
 
 
@@ -173,7 +168,7 @@ def _parse_transaction(
                 enrollment = Enrollment834(
                     action_code=_opt(seg, 8),
                     reference=seg[2],
-                    created=_date(seg[3]),
+                    created=parse_d8(seg[3]),
                     sponsor_name="",
                     payer_name="",
                     purpose=seg[1],
@@ -258,7 +253,7 @@ def _parse_transaction(
                 elif sid == "DMG":
                     if seg[1] != "D8":
                         raise ValueError(f"DMG01 must be D8, got {seg[1]!r}")
-                    member.birth_date = _date(seg[2])
+                    member.birth_date = parse_d8(seg[2])
                     member.sex = _opt(seg, 3)
     except (IndexError, ValueError) as exc:
         raise X12SyntaxError(
@@ -286,10 +281,6 @@ def parse_834(data: str | bytes) -> list[Enrollment834]:
 # --------------------------------------------------------------------------- building
 
 
-def _d8(value: date) -> str:
-    return value.strftime("%Y%m%d")
-
-
 def _write_member(w: X12Writer, member: MemberRecord) -> None:
     w.seg(
         "INS",
@@ -308,9 +299,9 @@ def _write_member(w: X12Writer, member: MemberRecord) -> None:
     for qual, value in member.other_ids.items():
         w.seg("REF", qual, value)
     if member.eligibility_begin is not None:
-        w.seg("DTP", "356", "D8", _d8(member.eligibility_begin))
+        w.seg("DTP", "356", "D8", format_d8(member.eligibility_begin))
     if member.eligibility_end is not None:
-        w.seg("DTP", "357", "D8", _d8(member.eligibility_end))
+        w.seg("DTP", "357", "D8", format_d8(member.eligibility_end))
     w.seg(
         "NM1",
         "IL",
@@ -328,13 +319,13 @@ def _write_member(w: X12Writer, member: MemberRecord) -> None:
         w.seg("N3", addr.line1, addr.line2)
         w.seg("N4", addr.city, addr.state, addr.postal_code)
     if member.birth_date is not None:
-        w.seg("DMG", "D8", _d8(member.birth_date), member.sex)
+        w.seg("DMG", "D8", format_d8(member.birth_date), member.sex)
     for cov in member.coverages:
         w.seg("HD", cov.maintenance_type, None, cov.insurance_line, cov.plan, cov.coverage_level)
         if cov.begin is not None:
-            w.seg("DTP", "348", "D8", _d8(cov.begin))
+            w.seg("DTP", "348", "D8", format_d8(cov.begin))
         if cov.end is not None:
-            w.seg("DTP", "349", "D8", _d8(cov.end))
+            w.seg("DTP", "349", "D8", format_d8(cov.end))
         for qual, value in cov.references.items():
             w.seg("REF", qual, value)
 
@@ -363,7 +354,7 @@ def build_834(
             "BGN",
             enr.purpose,
             enr.reference,
-            _d8(enr.created),
+            format_d8(enr.created),
             created_at.strftime("%H%M"),
             None,
             None,
@@ -373,7 +364,7 @@ def build_834(
         if enr.master_policy:
             w.seg("REF", "38", enr.master_policy)
         if enr.file_effective_date is not None:
-            w.seg("DTP", "007", "D8", _d8(enr.file_effective_date))
+            w.seg("DTP", "007", "D8", format_d8(enr.file_effective_date))
         w.seg("N1", "P5", enr.sponsor_name, "FI" if enr.sponsor_id else None, enr.sponsor_id)
         w.seg("N1", "IN", enr.payer_name, "FI" if enr.payer_id else None, enr.payer_id)
         for member in enr.members:

@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from shared.money import AmountError, Cents, format_x12_amount, parse_x12_amount
+from shared.x12.dates import format_d8
 from shared.x12.envelope import ControlNumbers, EnvelopeWriter, Parties
 from shared.x12.tokenizer import (
     Delimiters,
@@ -641,10 +642,6 @@ def check_balance(remittance: Remittance) -> list[BalanceError]:
 # --------------------------------------------------------------------------- building
 
 
-def _d8(value: date) -> str:
-    return value.strftime("%Y%m%d")
-
-
 def _num(value: Decimal) -> str:
     return format(value, "f")
 
@@ -676,11 +673,11 @@ def _write_transaction(env: EnvelopeWriter, remit: Remittance) -> None:
         remit.credit_debit,
         remit.payment_method,
         *banking,
-        _d8(remit.payment_date) if remit.payment_date else None,
+        format_d8(remit.payment_date) if remit.payment_date else None,
     )
     w.seg("TRN", "1", remit.trace_number, remit.trace_originator_id)
     if remit.production_date is not None:
-        w.seg("DTM", "405", _d8(remit.production_date))
+        w.seg("DTM", "405", format_d8(remit.production_date))
     addr = remit.payer_address
     if addr is None or not remit.payer_contact_phone:
         raise ValueError("an 835 needs the payer address (N3/N4) and the PER*BL phone")
@@ -734,7 +731,7 @@ def _write_claim(w: X12Writer, claim: ClaimPayment) -> None:
         ("233", claim.statement_to),
     ):
         if when is not None:
-            w.seg("DTM", qual, _d8(when))
+            w.seg("DTM", qual, format_d8(when))
     for qual, cents in claim.amounts.items():
         w.seg("AMT", qual, amt(cents))
     for line in claim.lines:
@@ -758,7 +755,7 @@ def _write_claim(w: X12Writer, claim: ClaimPayment) -> None:
             ("151", line.service_to),
         ):
             if when is not None:
-                w.seg("DTM", qual, _d8(when))
+                w.seg("DTM", qual, format_d8(when))
         _write_cas(w, line.adjustments)
         if line.control_number:
             w.seg("REF", "6R", line.control_number)
@@ -790,7 +787,7 @@ def _write_plb(w: X12Writer, adjustments: Sequence[ProviderAdjustment]) -> None:
             pairs: list[Element] = []
             for adj in adjs[start : start + _PLB_MAX_PAIRS]:
                 pairs += [(adj.reason, adj.reference), format_x12_amount(adj.amount)]
-            w.seg("PLB", provider, _d8(fiscal), *pairs)
+            w.seg("PLB", provider, format_d8(fiscal), *pairs)
 
 
 def build_835(

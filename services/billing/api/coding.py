@@ -8,6 +8,7 @@ from litestar import Controller, Request, post
 from litestar.params import JSONBody
 
 from services.billing import claims
+from services.billing.api.ports import coverage_of
 from services.billing.schemas import CodingPreviewRead, SessionCreate
 from shared.web import principal_of, runtime_of
 
@@ -29,10 +30,8 @@ class CodingController(Controller):
     async def preview(
         self, request: Request[Any, Any, Any], data: JSONBody[SessionCreate]
     ) -> CodingPreviewRead:
-        rt = runtime_of(request)
-        coverage = rt.extras.get("coverage_port")
-        if coverage is None:
-            coverage = rt.extras["coverage_port"] = claims.default_coverage()
         # read_conn never commits: the dry run cannot leave anything behind.
-        async with rt.read_conn() as conn:
-            return await claims.preview_coding(conn, principal_of(request), data, coverage=coverage)
+        async with runtime_of(request).read_conn() as conn:
+            return await claims.preview_coding(
+                conn, principal_of(request), data, coverage=coverage_of(request)
+            )

@@ -42,7 +42,9 @@ class CsvPayments(Struct, frozen=True, forbid_unknown_fields=True):
     source_name: str | None = None
 
 
-class X835Payments(Struct, frozen=True, forbid_unknown_fields=True):
+class X12Payments(Struct, frozen=True, forbid_unknown_fields=True):
+    """An X12 payment file (835 or 820) for one contract, as text."""
+
     contract_id: str
     content: Annotated[str, Meta(max_length=50_000_000)]
     source_name: str | None = None
@@ -476,7 +478,7 @@ class PmpmController(Controller):
         status_code=201,
     )
     async def payments_835(
-        self, request: Request[Any, Any, Any], data: JSONBody[X835Payments]
+        self, request: Request[Any, Any, Any], data: JSONBody[X12Payments]
     ) -> ImportRead:
         return await _import_payments(
             request,
@@ -499,7 +501,7 @@ class PmpmController(Controller):
         status_code=201,
     )
     async def payments_820(
-        self, request: Request[Any, Any, Any], data: JSONBody[X835Payments]
+        self, request: Request[Any, Any, Any], data: JSONBody[X12Payments]
     ) -> ImportRead:
         return await _import_payments(
             request,

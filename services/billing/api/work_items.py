@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from services.billing import claims, work_queue
 from services.billing import remittance_actions as actions
+from services.billing import work_queue
+from services.billing.api.ports import coverage_of
 from services.billing.remittance_schemas import (
     ActionResult,
     BillOtherPayer,
@@ -122,10 +123,12 @@ class WorkItemController(Controller):
             await uow.commit()
         return out
 
-    async def _run(self, request: Request[Any, Any, Any], fn: Any, *args: Any) -> ActionResult:
+    async def _run(
+        self, request: Request[Any, Any, Any], fn: Any, *args: Any, **kwargs: Any
+    ) -> ActionResult:
         async with runtime_of(request).uow() as uow:
             out: ActionResult = await fn(
-                uow.conn, principal_of(request), *args, request_id=request_id_of(request)
+                uow.conn, principal_of(request), *args, request_id=request_id_of(request), **kwargs
             )
             await uow.commit()
         return out
@@ -189,21 +192,9 @@ class WorkItemController(Controller):
     async def bill_other_payer(
         self, request: Request[Any, Any, Any], item_id: ItemId, data: JSONBody[BillOtherPayer]
     ) -> ActionResult:
-        rt = runtime_of(request)
-        coverage = rt.extras.get("coverage_port")
-        if coverage is None:
-            coverage = rt.extras["coverage_port"] = claims.default_coverage()
-        async with rt.uow() as uow:
-            out: ActionResult = await actions.bill_other_payer(
-                uow.conn,
-                principal_of(request),
-                item_id,
-                data,
-                request_id=request_id_of(request),
-                coverage=coverage,
-            )
-            await uow.commit()
-        return out
+        return await self._run(
+            request, actions.bill_other_payer, item_id, data, coverage=coverage_of(request)
+        )
 
     @post(
         "/{item_id:str}/actions/bill-patient",
